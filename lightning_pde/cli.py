@@ -1,0 +1,86 @@
+"""The ``lpde`` command: the Lightning CLI with lightning-pde's plugins loaded and its defaults.
+
+``lpde fit|validate|test|predict --config configs/<method>/<name>.yaml [--section.key=value ...]`` and
+``lpde plugins``. ``python -m lightning_pde`` is the same program.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningCLI
+
+from lightning_pde import registry
+from lightning_pde.callbacks import SolutionWriter
+
+#: exceptions that are the user's to fix; shown as one line, not a traceback (``LPDE_DEBUG=1`` shows it)
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, registry.PluginError)
+
+
+class LPDECLI(LightningCLI):
+    """LightningCLI in subclass mode for models and data, ``inference_mode=False`` by default (residuals need
+    gradients in validation and test), omegaconf interpolation in configs, and an ``.npz`` writer for `predict`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("model_class", pl.LightningModule)
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("datamodule_class", pl.LightningDataModule)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("trainer_defaults", {"inference_mode": False})
+        kwargs.setdefault("auto_configure_optimizers", False)
+        kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(*args, **kwargs)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path: checkpoint {ckpt_path!r} does not exist")
+
+    def before_predict(self) -> None:
+        if not any(isinstance(c, SolutionWriter) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(SolutionWriter())
+
+
+def print_plugins() -> None:
+    """Print every entry point of every group with its distribution, version and status."""
+    rows = [("group", "name", "object", "distribution", "status")]
+    for entry in sorted(registry.entries(), key=lambda e: (e.group, e.name)):
+        rows.append((entry.group, entry.name, entry.value, f"{entry.distribution} {entry.version}",
+                     "ok" if entry.ok else f"BROKEN: {entry.error}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``lpde``; returns the exit status."""
+    argv = list(sys.argv[1:] if args is None else args)
+    debug = os.environ.get("LPDE_DEBUG", "") not in ("", "0")
+    if argv[:1] == ["plugins"]:
+        print_plugins()
+        return 0
+    registry.load_all()
+    for entry in registry.entries():
+        if not entry.ok:
+            print(f"lpde: warning: plugin {entry.name!r} ({entry.group}, from {entry.distribution}) failed to "
+                  f"load: {entry.error}", file=sys.stderr)
+    try:
+        # Pass args only when called from Python: LightningCLI warns when both they and sys.argv are given.
+        LPDECLI(args=None if args is None else argv)
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"lpde: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

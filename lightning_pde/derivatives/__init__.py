@@ -1,0 +1,7 @@
+"""Derivative engines. Each implements :class:`DerivativeEngine` and is registered under the
+``lightning_pde.derivatives`` entry-point group."""
+
+from lightning_pde.derivatives.autograd import Autograd, AutogradFields
+from lightning_pde.derivatives.base import DerivativeEngine, Fields, parse_derivative
+
+__all__ = ["Autograd", "AutogradFields", "DerivativeEngine", "Fields", "parse_derivative"]

@@ -1,0 +1,109 @@
+"""The derivative-engine interface.
+
+An engine turns a network and a batch of points into a :class:`Fields` object: the network's outputs and their
+partial derivatives, asked for by name. Problems write residuals against `Fields` only, so any engine (reverse-mode
+autograd, forward-mode `torch.func`, Stein's estimator) serves every problem.
+
+Names: an input or output name alone (``"x"``, ``"u"``) is that column; ``"u_xx"`` is d^2u/dx^2 and ``"u_xt"`` the
+mixed derivative, the part after the first ``_`` read as a sequence of input names (longest match first, so
+``"u_x1x2"`` works with inputs ``x1, x2``). Inputs whose names contain ``_`` are reached with :meth:`Fields.d`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from lightning_pde.spec import Configurable
+
+Network = Callable[[Tensor], Tensor]
+
+
+def parse_derivative(key: str, input_names: Sequence[str], output_names: Sequence[str]) -> tuple[int, tuple[int, ...]]:
+    """Split ``"u_xt"`` into (output index, input indices), e.g. (0, (0, 1)) for inputs (x, t).
+
+    Raises:
+        KeyError: naming the key and the known inputs and outputs.
+    """
+    if key in output_names:
+        return output_names.index(key), ()
+    output, sep, rest = key.partition("_")
+    if sep and output in output_names and rest:
+        by_length = sorted(input_names, key=len, reverse=True)
+        indices: list[int] = []
+        while rest:
+            match = next((name for name in by_length if rest.startswith(name)), None)
+            if match is None:
+                break
+            indices.append(input_names.index(match))
+            rest = rest[len(match):]
+        if not rest:
+            return output_names.index(output), tuple(indices)
+    raise KeyError(f"unknown field or derivative {key!r}: outputs are {tuple(output_names)}, inputs are "
+                   f"{tuple(input_names)} (write e.g. '{output_names[0]}_{input_names[0]}')")
+
+
+class Fields(ABC):
+    """Network outputs and their derivatives at a batch of points.
+
+    Attributes:
+        x: the points, shape (N, n_inputs).
+        u: the network outputs, shape (N, n_outputs).
+    """
+
+    def __init__(self, net: Network, x: Tensor, input_names: Sequence[str], output_names: Sequence[str]) -> None:
+        self.net = net
+        self.input_names = tuple(input_names)
+        self.output_names = tuple(output_names)
+        if x.ndim != 2 or x.shape[1] != len(self.input_names):
+            raise ValueError(f"points must have shape (N, {len(self.input_names)}) for inputs {self.input_names}, "
+                             f"got {tuple(x.shape)}")
+        self.x = x
+
+    def __getitem__(self, key: str) -> Tensor:
+        """An input coordinate, an output, or a derivative by name; shape (N,)."""
+        if key in self.input_names:
+            return self.x[:, self.input_names.index(key)]
+        output, inputs = parse_derivative(key, self.input_names, self.output_names)
+        return self.partial(output, inputs)
+
+    def d(self, output: str, *inputs: str) -> Tensor:
+        """d^k output / d inputs[0] ... d inputs[k-1], shape (N,); ``f.d("u", "x_1", "x_1")``."""
+        if output not in self.output_names:
+            raise KeyError(f"unknown output {output!r}; outputs are {self.output_names}")
+        unknown = [name for name in inputs if name not in self.input_names]
+        if unknown:
+            raise KeyError(f"unknown input(s) {unknown}; inputs are {self.input_names}")
+        return self.partial(self.output_names.index(output), tuple(self.input_names.index(i) for i in inputs))
+
+    def grad(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
+        """Gradient of `output` with respect to `inputs` (default: all), shape (N, len(inputs))."""
+        return torch.stack([self.d(output, name) for name in (inputs or self.input_names)], dim=1)
+
+    def laplacian(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
+        """Sum of the second derivatives of `output` over `inputs` (default: all inputs), shape (N,)."""
+        return sum(self.d(output, name, name) for name in (inputs or self.input_names))  # type: ignore[return-value]
+
+    @property
+    def u(self) -> Tensor:
+        return torch.stack([self.partial(k, ()) for k in range(len(self.output_names))], dim=1)
+
+    def at(self, x: Tensor) -> "Fields":
+        """The same network's fields at other points (periodic conditions compare two sides of the domain)."""
+        return type(self)(self.net, x, self.input_names, self.output_names)
+
+    @abstractmethod
+    def partial(self, output: int, inputs: tuple[int, ...]) -> Tensor:
+        """d^k u_output / d x_inputs[0] ... d x_inputs[k-1], shape (N,), by index."""
+
+
+class DerivativeEngine(Configurable):
+    """Makes :class:`Fields` for a network at a batch of points. Subclasses set `fields_class`."""
+
+    fields_class: type[Fields]
+
+    def fields(self, net: Network, x: Tensor, input_names: Sequence[str], output_names: Sequence[str]) -> Fields:
+        return self.fields_class(net, x, input_names, output_names)

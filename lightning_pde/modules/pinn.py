@@ -1,0 +1,147 @@
+"""Physics-informed neural network (Raissi, Perdikaris & Karniadakis 2019, arXiv 1711.10561) as a LightningModule."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from lightning_pde.derivatives import Autograd, DerivativeEngine, Fields
+from lightning_pde.metrics import PDEResidual, RelativeL2Error
+from lightning_pde.nn import MLP
+from lightning_pde.problems import Problem
+from lightning_pde import CHECKPOINT_CLASS_KEY
+from lightning_pde.spec import class_path, from_spec, to_spec
+
+
+def checkpoint_hparams(hparams: dict[str, Any]) -> None:
+    """Make `hparams` plain data in place: objects become specs; what cannot be (a lambda optimizer) is dropped,
+    so ``load_from_checkpoint`` falls back to that argument's default."""
+    for key in list(hparams):
+        try:
+            hparams[key] = to_spec(hparams[key])
+        except TypeError:
+            del hparams[key]
+
+
+class PINN(pl.LightningModule):
+    """A network u_theta(x) trained to make a problem's residuals vanish at collocation points.
+
+    Loss = sum over the problem's conditions c of ``loss_weights[c] * mean(residual_c ** 2)``.
+
+    Args:
+        problem: the PDE (a :class:`~lightning_pde.problems.Problem`), e.g. ``Burgers(nu=0.01/pi)``.
+        net: the network; default ``MLP(hidden=[32, 32, 32], activation="tanh")``. An `MLP` built without sizes
+            gets them from the problem.
+        derivatives: derivative engine; default reverse-mode :class:`~lightning_pde.derivatives.Autograd`.
+        loss_weights: weight per condition name (missing names weigh 1), e.g. ``{"initial": 10.0}``.
+        normalize_inputs: map the problem's bounding box affinely onto [-1, 1]^d before the network.
+        optimizer: optimizer factory (Lightning CLI ``OptimizerCallable``); default Adam with lr 1e-3.
+        lr_scheduler: optional learning-rate scheduler factory (``LRSchedulerCallable``).
+
+    Shapes: ``module(x)`` takes x (N, n_inputs), columns in ``problem.input_names`` order, returns (N, n_outputs).
+    Validation and test log ``rel_l2`` (against the exact/reference solution on ``problem.evaluation_grid()``) and
+    ``residual`` (mean |PDE residual| there); they need gradients, so the Trainer must run with
+    ``inference_mode=False`` (the `lpde` CLI's default).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        net: nn.Module | None = None,
+        derivatives: DerivativeEngine | None = None,
+        loss_weights: dict[str, float] | None = None,
+        normalize_inputs: bool = True,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        with warnings.catch_warnings():
+            # Lightning warns that `net` is an nn.Module; checkpoint_hparams stores its spec, not the object.
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters()
+        checkpoint_hparams(self.hparams)
+        # Checkpoints store specs (plain dicts); build them back into objects.
+        problem, net, derivatives = from_spec(problem), from_spec(net), from_spec(derivatives)
+        if not isinstance(problem, Problem):
+            raise ValueError(f"PINN: problem must be a lightning_pde Problem, got {type(problem).__name__}")
+        self.problem = problem
+        self.net = net if net is not None else MLP()
+        if isinstance(self.net, MLP):
+            self.net.build(problem.n_inputs, problem.n_outputs)
+        self.derivatives = derivatives if derivatives is not None else Autograd()
+        self.conditions = problem.conditions()
+        weights = dict(loss_weights or {})
+        unknown = sorted(set(weights) - set(self.conditions))
+        if unknown:
+            raise ValueError(f"PINN: loss_weights has unknown condition(s) {unknown}; "
+                             f"{problem.name} has {sorted(self.conditions)}")
+        self.loss_weights = {name: float(weights.get(name, 1.0)) for name in self.conditions}
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        lower, upper = problem.domain.lower, problem.domain.upper
+        center = (lower + upper) / 2 if normalize_inputs else torch.zeros_like(lower)
+        inv_half_width = 2 / (upper - lower) if normalize_inputs else torch.ones_like(lower)
+        self.register_buffer("input_center", center.float(), persistent=False)
+        self.register_buffer("input_scale", inv_half_width.float(), persistent=False)
+        self.val_rel_l2, self.test_rel_l2 = RelativeL2Error(), RelativeL2Error()
+        self.val_residual, self.test_residual = PDEResidual(), PDEResidual()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, n_inputs) -> u (N, n_outputs)."""
+        return self.net((x - self.input_center) * self.input_scale)
+
+    def fields(self, x: Tensor) -> Fields:
+        """The network's outputs and derivatives at `x` (N, n_inputs), by name (``f["u_xx"]``)."""
+        return self.derivatives.fields(self, x.to(self.dtype), self.problem.input_names, self.problem.output_names)
+
+    def condition_losses(self, points: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Mean squared residual of each condition at its points ``{condition name: (N_c, n_inputs)}``."""
+        missing = sorted(set(self.conditions) - set(points))
+        if missing:
+            raise KeyError(f"PINN: no points for condition(s) {missing} in the batch")
+        return {name: cond.residual(self.fields(points[name])).square().mean()
+                for name, cond in self.conditions.items()}
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        losses = self.condition_losses(batch)
+        loss = sum(self.loss_weights[name] * value for name, value in losses.items())
+        self.log_dict({f"train/loss_{name}": value.detach() for name, value in losses.items()})
+        self.log("train/loss", loss.detach(), prog_bar=True)
+        return loss
+
+    def _score(self, batch: dict[str, Tensor], rel_l2: RelativeL2Error, residual: PDEResidual, stage: str) -> None:
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("PINN: validation and test need gradients for the PDE residual; create the Trainer "
+                               "with inference_mode=False (the lpde CLI does this by default)")
+        with torch.enable_grad():
+            fields = self.fields(batch["points"])
+            rel_l2.update(fields.u, batch["values"].to(fields.u.dtype))
+            for cond in self.conditions.values():
+                if cond.kind == "pde":
+                    residual.update(cond.residual(fields))
+        self.log(f"{stage}/rel_l2", rel_l2, prog_bar=stage == "val")
+        self.log(f"{stage}/residual", residual)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._score(batch, self.val_rel_l2, self.val_residual, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._score(batch, self.test_rel_l2, self.test_residual, "test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return {"points": batch["points"], "u": self(batch["points"].to(self.dtype)).detach()}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # lightning_pde.load(path) finds the class to rebuild from this key.
+        checkpoint[CHECKPOINT_CLASS_KEY] = class_path(self)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.lr_scheduler_factory(optimizer)}

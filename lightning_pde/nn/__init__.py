@@ -1,0 +1,5 @@
+"""Networks and layers, registered under the ``lightning_pde.nets`` entry-point group."""
+
+from lightning_pde.nn.mlp import MLP
+
+__all__ = ["MLP"]

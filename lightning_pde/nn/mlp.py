@@ -1,0 +1,73 @@
+"""Fully connected networks for PINNs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from lightning_pde.spec import Configurable
+
+ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "cos": torch.cos}
+
+
+class MLP(nn.Module, Configurable):
+    """Multilayer perceptron with a smooth activation and Xavier (Glorot) normal initialisation.
+
+    The input and output sizes may be left out: the module that owns the network (e.g. `PINN`) sets them from its
+    problem by calling :meth:`build`.
+
+    Args:
+        hidden: widths of the hidden layers, e.g. ``[32, 32, 32]``.
+        activation: ``tanh``, ``sin`` or ``cos``.
+        in_features: number of inputs; None to take it from the problem.
+        out_features: number of outputs; None to take it from the problem.
+
+    Shapes: (N, in_features) -> (N, out_features).
+    """
+
+    def __init__(self, hidden: Sequence[int] = (32, 32, 32), activation: str = "tanh",
+                 in_features: int | None = None, out_features: int | None = None) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        hidden = list(hidden)
+        if not hidden or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden):
+            raise ValueError(f"MLP: hidden must be a non-empty list of integers >= 1, got {hidden!r}")
+        self.hidden = hidden
+        self.activation = activation
+        self._activation = ACTIVATIONS[activation]
+        self.layers = nn.ModuleList()
+        self.in_features: int | None = None
+        self.out_features: int | None = None
+        if in_features is not None or out_features is not None:
+            if in_features is None or out_features is None:
+                raise ValueError("MLP: give both in_features and out_features, or neither")
+            self.build(in_features, out_features)
+
+    def build(self, in_features: int, out_features: int) -> "MLP":
+        """Create the layers for the given sizes (no-op when already built with the same sizes)."""
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"MLP: {name} must be an integer >= 1, got {value!r}")
+        if self.layers:
+            if (self.in_features, self.out_features) != (in_features, out_features):
+                raise ValueError(f"MLP: built for {self.in_features} inputs and {self.out_features} outputs, but "
+                                 f"the problem has {in_features} inputs and {out_features} outputs")
+            return self
+        widths = [in_features, *self.hidden, out_features]
+        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+            layer = nn.Linear(fan_in, fan_out)
+            nn.init.xavier_normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+            self.layers.append(layer)
+        self.in_features, self.out_features = in_features, out_features
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.layers:
+            raise RuntimeError("MLP: call build(in_features, out_features) before using the network")
+        for layer in self.layers[:-1]:
+            x = self._activation(layer(x))
+        return self.layers[-1](x)

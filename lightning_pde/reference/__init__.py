@@ -1,0 +1,6 @@
+"""Numerical reference solutions used to evaluate learned PDE solvers."""
+
+from .burgers import burgers_reference, cole_hopf_burgers
+from .cache import cache_dir, cached_array
+
+__all__ = ["burgers_reference", "cache_dir", "cached_array", "cole_hopf_burgers"]
