@@ -16,24 +16,38 @@ from lightning_pde.cli import LPDECLI
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+def fit_and_score(config: str | Path, output: str | Path, overrides: list[str] | None = None) -> dict:
+    """Fit the config with the `lpde` CLI's defaults, test it, and return what a reader wants to know."""
+    registry.load_all()
+    args = ["--config", str(config), f"--trainer.default_root_dir={output}", *(overrides or [])]
+    cli = LPDECLI(run=False, args=args)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    seconds = time.perf_counter() - start
+    (scores,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    return {
+        "problem": repr(cli.model.problem),
+        "rel_l2": scores["test/rel_l2"],
+        "residual": scores["test/residual"],
+        "fit_seconds": seconds,
+        "steps": cli.trainer.global_step,
+        "checkpoint": cli.trainer.checkpoint_callback.best_model_path if cli.trainer.checkpoint_callback else None,
+        "picture": next((str(c.path) for c in cli.trainer.callbacks if isinstance(c, SolutionPlot)), None),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(CONFIGS / "pinn" / "burgers.yaml"))
     parser.add_argument("--output", default="demo_output", help="directory for logs, checkpoint and PNG")
     options = parser.parse_args()
-    registry.load_all()
-    cli = LPDECLI(run=False, args=["--config", options.config, f"--trainer.default_root_dir={options.output}"])
-    start = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    seconds = time.perf_counter() - start
-    (scores,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
-    plot = next((c.path for c in cli.trainer.callbacks if isinstance(c, SolutionPlot)), None)
-    print(f"\n{cli.model.problem!r}")
-    print(f"  relative L2 error vs reference: {scores['test/rel_l2']:.3e}")
-    print(f"  mean |PDE residual|:            {scores['test/residual']:.3e}")
-    print(f"  training time:                  {seconds:.0f} s ({cli.trainer.global_step} steps)")
-    print(f"  checkpoint:                     {cli.trainer.checkpoint_callback.best_model_path}")
-    print(f"  picture:                        {plot}")
+    result = fit_and_score(options.config, options.output, ["--trainer.enable_progress_bar=false"])
+    print(f"\n{result['problem']}")
+    print(f"  relative L2 error vs reference: {result['rel_l2']:.3e}")
+    print(f"  mean |PDE residual|:            {result['residual']:.3e}")
+    print(f"  training time:                  {result['fit_seconds']:.0f} s ({result['steps']} steps)")
+    print(f"  checkpoint:                     {result['checkpoint']}")
+    print(f"  picture:                        {result['picture']}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ def test_fit_test_predict_end_to_end(tmp_path):
     fit = lpde("fit", "--config", POISSON, *TINY, cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr
     (ckpt,) = (tmp_path / "lightning_logs").rglob("*.ckpt")
+    import lightning_pde
+    from lightning_pde.modules import PINN
+
+    for loaded in (lightning_pde.load(ckpt), PINN.load_from_checkpoint(ckpt)):
+        assert loaded.problem.name == "Poisson2D" and loaded.net.hidden == [8]
 
     test = lpde("test", "--config", POISSON, *TINY, f"--ckpt_path={ckpt}", cwd=tmp_path)
     assert test.returncode == 0, test.stderr
@@ -66,3 +71,16 @@ def test_bad_input_is_one_clear_message(args, message, tmp_path):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_ddp_on_two_cpu_processes_trains_and_checkpoints(tmp_path):
+    """Lightning's own DDP strategy (gloo): rank 1 is a second `python -m lightning_pde` process."""
+    result = lpde("fit", "--config", POISSON, *TINY, "--trainer.strategy=ddp", "--trainer.devices=2",
+                  "--trainer.accelerator=cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    assert "All distributed processes registered" in result.stderr + result.stdout
+    (ckpt,) = (tmp_path / "lightning_logs").rglob("*.ckpt")
+    import lightning_pde
+
+    assert lightning_pde.load(ckpt).problem.name == "Poisson2D"

@@ -27,7 +27,7 @@ class Burgers(Problem):
     parameter_names = ("nu",)
     grid_shape = (256, 100)
 
-    def __init__(self, nu: float = 0.01 / math.pi, n_pde: int = 8000, n_initial: int = 256,
+    def __init__(self, nu: float = 0.01 / math.pi, n_pde: int = 4000, n_initial: int = 256,
                  n_boundary: int = 256) -> None:
         self.nu = positive_float("Burgers", "nu", nu)
         self.n_pde = positive_int("Burgers", "n_pde", n_pde)
