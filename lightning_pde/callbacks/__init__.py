@@ -1,7 +1,11 @@
 """Lightning callbacks, registered under the ``lightning_pde.callbacks`` entry-point group."""
 
+from lightning_pde.callbacks.causal_weighting import CausalWeighting
+from lightning_pde.callbacks.gradient_norm_weighting import GradientNormWeighting
 from lightning_pde.callbacks.lbfgs import AdamThenLBFGS
+from lightning_pde.callbacks.residual_refinement import ResidualAdaptiveRefinement
 from lightning_pde.callbacks.solution_plot import SolutionPlot, plot_solution
 from lightning_pde.callbacks.solution_writer import SolutionWriter
 
-__all__ = ["AdamThenLBFGS", "SolutionPlot", "SolutionWriter", "plot_solution"]
+__all__ = ["AdamThenLBFGS", "CausalWeighting", "GradientNormWeighting", "ResidualAdaptiveRefinement", "SolutionPlot",
+           "SolutionWriter", "plot_solution"]

@@ -78,6 +78,9 @@ class CollocationDataModule(pl.LightningDataModule):
         self.seed, self.eval_batch_size = seed, eval_batch_size
         self.problem: Problem | None = from_spec(problem)
         self.collocation_points: dict[str, Tensor] = {}
+        #: points added during training (e.g. by ResidualAdaptiveRefinement), kept across resampling
+        self.added_points: dict[str, Tensor] = {}
+        self.conditions: dict = {}
         self._sampled_epoch: int | None = None
         self._grid: dict[str, Tensor] | None = None
 
@@ -100,6 +103,9 @@ class CollocationDataModule(pl.LightningDataModule):
             self.problem = getattr(module, "problem", None)
             if not isinstance(self.problem, Problem):
                 raise ValueError("CollocationDataModule: no problem given and the module has no `problem`")
+        # Train on the module's conditions: a module with hard constraints drops the ones its output satisfies.
+        module_conditions = getattr(self.trainer.lightning_module, "conditions", None) if self.trainer else None
+        self.conditions = module_conditions or self.problem.conditions()
         unknown = sorted(set(self.n_points) - set(self.problem.conditions()))
         if unknown:
             raise ValueError(f"CollocationDataModule: n_points names unknown condition(s) {unknown}; "
@@ -113,13 +119,30 @@ class CollocationDataModule(pl.LightningDataModule):
         device, dtype = self._device_and_dtype
         generator = torch.Generator().manual_seed(self.seed + epoch)
         points = {}
-        for name, cond in self.problem.conditions().items():
+        for name, cond in (self.conditions or self.problem.conditions()).items():
             n = self.n_points.get(name, cond.n_points)
             if n < world:
                 raise ValueError(f"CollocationDataModule: condition {name!r} has {n} points, fewer than the "
                                  f"{world} ranks that share them")
             points[name] = cond.sample(n, generator, self.sampling)[rank::world].to(device=device, dtype=dtype)
+            if name in self.added_points:
+                points[name] = torch.cat([points[name], self.added_points[name].to(device=device, dtype=dtype)])
         return points
+
+    def add_points(self, name: str, points: Tensor) -> None:
+        """Add this rank's `points` (N, n_inputs) to condition `name`, now and after every resampling."""
+        if name not in self.collocation_points:
+            raise KeyError(f"CollocationDataModule: no condition {name!r}; conditions: {sorted(self.collocation_points)}")
+        points = points.detach().to(self.collocation_points[name])
+        previous = self.added_points.get(name)
+        self.added_points[name] = points if previous is None else torch.cat([previous, points.to(previous)])
+        self.collocation_points[name] = torch.cat([self.collocation_points[name], points])
+
+    def state_dict(self) -> dict:
+        return {"added_points": {k: v.cpu() for k, v in self.added_points.items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.added_points = dict(state_dict.get("added_points", {}))
 
     def on_epoch_start(self) -> None:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
@@ -132,6 +155,7 @@ class CollocationDataModule(pl.LightningDataModule):
     def to_dtype(self, dtype: torch.dtype) -> None:
         """Cast the current points (an optimizer switching to float64 calls this)."""
         self.collocation_points = {k: v.to(dtype) for k, v in self.collocation_points.items()}
+        self.added_points = {k: v.to(dtype) for k, v in self.added_points.items()}
 
     def train_dataloader(self) -> _RepeatedBatch:
         return _RepeatedBatch(self, self.steps_per_epoch)

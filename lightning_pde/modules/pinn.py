@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -40,6 +41,8 @@ class PINN(pl.LightningModule):
         derivatives: derivative engine; default reverse-mode :class:`~lightning_pde.derivatives.Autograd`.
         loss_weights: weight per condition name (missing names weigh 1), e.g. ``{"initial": 10.0}``.
         normalize_inputs: map the problem's bounding box affinely onto [-1, 1]^d before the network.
+        hard_constraints: use the problem's output transform (``problem.hard_constraint``) so that its
+            ``hard_conditions`` hold exactly; those conditions then leave the loss.
         optimizer: optimizer factory (Lightning CLI ``OptimizerCallable``); default Adam with lr 1e-3.
         lr_scheduler: optional learning-rate scheduler factory (``LRSchedulerCallable``).
 
@@ -56,6 +59,7 @@ class PINN(pl.LightningModule):
         derivatives: DerivativeEngine | None = None,
         loss_weights: dict[str, float] | None = None,
         normalize_inputs: bool = True,
+        hard_constraints: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -71,11 +75,25 @@ class PINN(pl.LightningModule):
             raise ValueError(f"PINN: problem must be a lightning_pde Problem, got {type(problem).__name__}")
         self.problem = problem
         self.net = net if net is not None else MLP()
+        lower, upper = problem.domain.lower, problem.domain.upper
+        center = (lower + upper) / 2 if normalize_inputs else torch.zeros_like(lower)
+        inv_half_width = 2 / (upper - lower) if normalize_inputs else torch.ones_like(lower)
         if isinstance(self.net, MLP):
-            self.net.build(problem.n_inputs, problem.n_outputs)
+            # Periods in the network's own (normalised) coordinates.
+            periods = {name: period * float(inv_half_width[problem.input_names.index(name)])
+                       for name, period in problem.periodic_inputs.items()}
+            self.net.build(problem.n_inputs, problem.n_outputs, problem.input_names, periods)
         self.derivatives = derivatives if derivatives is not None else Autograd()
+        self.hard_constraints = hard_constraints
         self.conditions = problem.conditions()
+        if hard_constraints:
+            if not problem.hard_conditions:
+                raise ValueError(f"PINN: hard_constraints=True but {problem.name} has no hard-constraint transform")
+            self.conditions = {k: v for k, v in self.conditions.items() if k not in problem.hard_conditions}
         weights = dict(loss_weights or {})
+        #: how each condition's residual (N,) or (N, k) at its points (N, n_inputs) becomes a scalar loss;
+        #: callbacks such as CausalWeighting replace an entry (training policy stays out of the problem).
+        self.reductions: dict[str, Callable[[Tensor, Tensor], Tensor]] = {}
         unknown = sorted(set(weights) - set(self.conditions))
         if unknown:
             raise ValueError(f"PINN: loss_weights has unknown condition(s) {unknown}; "
@@ -83,9 +101,6 @@ class PINN(pl.LightningModule):
         self.loss_weights = {name: float(weights.get(name, 1.0)) for name in self.conditions}
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
-        lower, upper = problem.domain.lower, problem.domain.upper
-        center = (lower + upper) / 2 if normalize_inputs else torch.zeros_like(lower)
-        inv_half_width = 2 / (upper - lower) if normalize_inputs else torch.ones_like(lower)
         self.register_buffer("input_center", center.float(), persistent=False)
         self.register_buffer("input_scale", inv_half_width.float(), persistent=False)
         self.val_rel_l2, self.test_rel_l2 = RelativeL2Error(), RelativeL2Error()
@@ -93,7 +108,8 @@ class PINN(pl.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """x (N, n_inputs) -> u (N, n_outputs)."""
-        return self.net((x - self.input_center) * self.input_scale)
+        n = self.net((x - self.input_center) * self.input_scale)
+        return self.problem.hard_constraint(x, n) if self.hard_constraints else n
 
     def fields(self, x: Tensor) -> Fields:
         """The network's outputs and derivatives at `x` (N, n_inputs), by name (``f["u_xx"]``)."""
@@ -104,8 +120,13 @@ class PINN(pl.LightningModule):
         missing = sorted(set(self.conditions) - set(points))
         if missing:
             raise KeyError(f"PINN: no points for condition(s) {missing} in the batch")
-        return {name: cond.residual(self.fields(points[name])).square().mean()
-                for name, cond in self.conditions.items()}
+        losses = {}
+        for name, cond in self.conditions.items():
+            x = points[name]
+            residual = cond.residual(self.fields(x))
+            reduce = self.reductions.get(name)
+            losses[name] = reduce(residual, x) if reduce is not None else residual.square().mean()
+        return losses
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self.condition_losses(batch)

@@ -1,5 +1,6 @@
 """Networks and layers, registered under the ``lightning_pde.nets`` entry-point group."""
 
+from lightning_pde.nn.embeddings import Embedding, FourierFeatures, PeriodicEmbedding
 from lightning_pde.nn.mlp import MLP
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "Embedding", "FourierFeatures", "PeriodicEmbedding"]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from lightning_pde.nn.embeddings import Embedding
 from lightning_pde.spec import Configurable
 
 ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "cos": torch.cos}
@@ -23,12 +24,14 @@ class MLP(nn.Module, Configurable):
         activation: ``tanh``, ``sin`` or ``cos``.
         in_features: number of inputs; None to take it from the problem.
         out_features: number of outputs; None to take it from the problem.
+        embedding: optional input embedding (``PeriodicEmbedding``, ``FourierFeatures``) before the first layer.
 
     Shapes: (N, in_features) -> (N, out_features).
     """
 
     def __init__(self, hidden: Sequence[int] = (32, 32, 32), activation: str = "tanh",
-                 in_features: int | None = None, out_features: int | None = None) -> None:
+                 in_features: int | None = None, out_features: int | None = None,
+                 embedding: Embedding | None = None) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -39,6 +42,7 @@ class MLP(nn.Module, Configurable):
         self.activation = activation
         self._activation = ACTIVATIONS[activation]
         self.layers = nn.ModuleList()
+        self.embedding = embedding
         self.in_features: int | None = None
         self.out_features: int | None = None
         if in_features is not None or out_features is not None:
@@ -46,8 +50,11 @@ class MLP(nn.Module, Configurable):
                 raise ValueError("MLP: give both in_features and out_features, or neither")
             self.build(in_features, out_features)
 
-    def build(self, in_features: int, out_features: int) -> "MLP":
-        """Create the layers for the given sizes (no-op when already built with the same sizes)."""
+    def build(self, in_features: int, out_features: int, input_names: Sequence[str] | None = None,
+              periods: dict[str, float] | None = None) -> "MLP":
+        """Create the layers for the given sizes (no-op when already built with the same sizes).
+
+        `input_names` and `periods` (normalised period per periodic input) are passed on to the embedding."""
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"MLP: {name} must be an integer >= 1, got {value!r}")
@@ -56,7 +63,11 @@ class MLP(nn.Module, Configurable):
                 raise ValueError(f"MLP: built for {self.in_features} inputs and {self.out_features} outputs, but "
                                  f"the problem has {in_features} inputs and {out_features} outputs")
             return self
-        widths = [in_features, *self.hidden, out_features]
+        first = in_features
+        if self.embedding is not None:
+            names = list(input_names) if input_names is not None else [f"x{i}" for i in range(in_features)]
+            first = self.embedding.build(names, dict(periods or {}))
+        widths = [first, *self.hidden, out_features]
         for fan_in, fan_out in zip(widths[:-1], widths[1:]):
             layer = nn.Linear(fan_in, fan_out)
             nn.init.xavier_normal_(layer.weight)
@@ -68,6 +79,8 @@ class MLP(nn.Module, Configurable):
     def forward(self, x: Tensor) -> Tensor:
         if not self.layers:
             raise RuntimeError("MLP: call build(in_features, out_features) before using the network")
+        if self.embedding is not None:
+            x = self.embedding(x)
         for layer in self.layers[:-1]:
             x = self._activation(layer(x))
         return self.layers[-1](x)

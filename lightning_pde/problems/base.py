@@ -75,6 +75,10 @@ class Problem(Configurable):
     parameter_names: tuple[str, ...] = ()
     #: default evaluation grid resolution per input, used with :meth:`exact`
     grid_shape: tuple[int, ...] = ()
+    #: inputs in which the solution is periodic, with their periods, e.g. ``{"x": 2.0}``
+    periodic_inputs: dict[str, float] = {}
+    #: conditions that :meth:`hard_constraint` satisfies exactly (dropped from the loss when it is used)
+    hard_conditions: tuple[str, ...] = ()
     domain: Box
 
     @property
@@ -101,6 +105,11 @@ class Problem(Configurable):
     def exact(self, x: Tensor) -> Tensor | None:
         """The exact solution at `x` (N, n_inputs), shape (N, n_outputs); None where none is known."""
         return None
+
+    def hard_constraint(self, x: Tensor, n: Tensor) -> Tensor:
+        """Output transform u = g(x) + d(x) n(x) that satisfies :attr:`hard_conditions` exactly for any network
+        output n (Lagaris et al. 1998; Lu et al. 2021, arXiv 2102.04626). x (N, n_inputs), n (N, n_outputs)."""
+        raise NotImplementedError(f"{self.name} has no hard-constraint output transform")
 
     @property
     def has_reference(self) -> bool:

@@ -26,6 +26,7 @@ class Burgers(Problem):
     input_names = ("x", "t")
     parameter_names = ("nu",)
     grid_shape = (256, 100)
+    hard_conditions = ("initial", "boundary")
 
     def __init__(self, nu: float = 0.01 / math.pi, n_pde: int = 4000, n_initial: int = 256,
                  n_boundary: int = 256) -> None:
@@ -55,6 +56,10 @@ class Burgers(Problem):
             "boundary": Condition("boundary", lambda n, g, m: self.domain.sample_faces(n, sides, g, m),
                                   boundary, self.n_boundary),
         }
+
+    def hard_constraint(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        xs, t = x[:, :1], x[:, 1:2]
+        return -torch.sin(math.pi * xs) + t * (1 - xs**2) * n
 
     def evaluation_grid(self) -> EvaluationGrid:
         from lightning_pde.reference import burgers_reference

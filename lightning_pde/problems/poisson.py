@@ -19,6 +19,7 @@ class Poisson2D(Problem):
 
     input_names = ("x1", "x2")
     grid_shape = (101, 101)
+    hard_conditions = ("boundary",)
 
     def __init__(self, n_pde: int = 2000, n_boundary: int = 400) -> None:
         self.n_pde = positive_int("Poisson2D", "n_pde", n_pde)
@@ -27,6 +28,10 @@ class Poisson2D(Problem):
 
     def exact(self, x: Tensor) -> Tensor:
         return torch.sin(x[:, :1] + x[:, 1:2]) / 2
+
+    def hard_constraint(self, x: Tensor, n: Tensor) -> Tensor:
+        x1, x2 = x[:, :1], x[:, 1:2]
+        return torch.sin(x1 + x2) / 2 + x1 * (1 - x1) * x2 * (1 - x2) * n
 
     def conditions(self) -> dict[str, Condition]:
         faces = [(0, "lower"), (0, "upper"), (1, "lower"), (1, "upper")]
