@@ -100,6 +100,28 @@ class Fields(ABC):
         """d^k u_output / d x_inputs[0] ... d x_inputs[k-1], shape (N,), by index."""
 
 
+class FieldsView(Fields):
+    """Rows `rows` of another :class:`Fields`: conditions evaluated in one fused pass share its network evaluation
+    and derivative passes (each derivative is computed once for all rows, then sliced)."""
+
+    def __init__(self, parent: Fields, rows: slice) -> None:
+        self.parent, self.rows = parent, rows
+        self.net, self.input_names, self.output_names = parent.net, parent.input_names, parent.output_names
+        self.x = parent.x[rows]
+
+    def partial(self, output: int, inputs: tuple[int, ...]) -> Tensor:
+        return self.parent.partial(output, inputs)[self.rows]
+
+    def grad(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
+        return self.parent.grad(output, inputs)[self.rows]
+
+    def laplacian(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
+        return self.parent.laplacian(output, inputs)[self.rows]
+
+    def at(self, x: Tensor) -> Fields:
+        return self.parent.at(x)
+
+
 class DerivativeEngine(Configurable):
     """Makes :class:`Fields` for a network at a batch of points. Subclasses set `fields_class`."""
 

@@ -1,9 +1,15 @@
 """PDE problems: one file per family. To add one, subclass :class:`Problem` and register it under the
 ``lightning_pde.problems`` entry-point group (CONTRIBUTING.md)."""
 
+from lightning_pde.problems.allen_cahn import AllenCahn
 from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
 from lightning_pde.problems.burgers import Burgers
-from lightning_pde.problems.domain import Box
+from lightning_pde.problems.domain import Ball, BallTime, Box
+from lightning_pde.problems.heat import Heat
+from lightning_pde.problems.helmholtz import Helmholtz
+from lightning_pde.problems.hjb import HJB
+from lightning_pde.problems.klein_gordon import KleinGordon
 from lightning_pde.problems.poisson import Poisson2D
 
-__all__ = ["Box", "Burgers", "Condition", "EvaluationGrid", "Poisson2D", "Problem"]
+__all__ = ["AllenCahn", "Ball", "BallTime", "Box", "Burgers", "Condition", "EvaluationGrid", "HJB", "Heat",
+           "Helmholtz", "KleinGordon", "Poisson2D", "Problem"]

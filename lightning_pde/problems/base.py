@@ -135,6 +135,13 @@ def positive_int(owner: str, name: str, value: object) -> int:
     return value
 
 
+def finite_float(owner: str, name: str, value: object) -> float:
+    """`value` as a float if it is a finite number, else the house-style ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def positive_float(owner: str, name: str, value: object) -> float:
     """`value` as a float if it is a finite number > 0, else the house-style ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
