@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem, positive_int, finite_float
+from lightning_pde.problems.base import Condition, EvaluationGrid, Problem, finite_float, positive_int
 from lightning_pde.problems.domain import Box
 
 #: the parameters at which u = x cos t is the exact solution
