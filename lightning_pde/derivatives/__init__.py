@@ -3,5 +3,6 @@
 
 from lightning_pde.derivatives.autograd import Autograd, AutogradFields
 from lightning_pde.derivatives.base import DerivativeEngine, Fields, parse_derivative
+from lightning_pde.derivatives.forward import Forward, ForwardFields
 
-__all__ = ["Autograd", "AutogradFields", "DerivativeEngine", "Fields", "parse_derivative"]
+__all__ = ["Autograd", "AutogradFields", "DerivativeEngine", "Fields", "Forward", "ForwardFields", "parse_derivative"]

@@ -7,6 +7,7 @@ from .allen_cahn import (
 )
 from .burgers import burgers_reference, cole_hopf_burgers
 from .cache import cache_dir, cached_array
+from .klein_gordon import klein_gordon_method_of_lines, klein_gordon_reference
 
 __all__ = [
     "burgers_reference",
@@ -16,4 +17,6 @@ __all__ = [
     "allen_cahn_initial_condition",
     "allen_cahn_reference",
     "allen_cahn_spectral",
+    "klein_gordon_method_of_lines",
+    "klein_gordon_reference",
 ]
