@@ -6,8 +6,9 @@ import math
 
 import torch
 
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem, positive_float, positive_int
+from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
 from lightning_pde.problems.domain import Box
+from lightning_pde.validation import nonnegative_float, positive_float, positive_int
 
 
 class AllenCahn(Problem):
@@ -36,9 +37,7 @@ class AllenCahn(Problem):
     def __init__(self, lam: float = 1e-4, eps: float = 5.0, n_pde: int = 4000, n_initial: int = 256,
                  n_periodic: int = 256) -> None:
         self.lam = positive_float("AllenCahn", "lam", lam)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-            raise ValueError(f"AllenCahn: eps must be a finite number >= 0, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = nonnegative_float("AllenCahn", "eps", eps)
         self.n_pde = positive_int("AllenCahn", "n_pde", n_pde)
         self.n_initial = positive_int("AllenCahn", "n_initial", n_initial)
         self.n_periodic = positive_int("AllenCahn", "n_periodic", n_periodic)

@@ -7,7 +7,6 @@ A problem holds physics only. It never touches an optimizer or a network: a cond
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,23 +126,3 @@ class Problem(Configurable):
         args = ", ".join(f"{k}={v!r}" for k, v in self.init_args.items())
         return f"{self.name}({args})"
 
-
-def positive_int(owner: str, name: str, value: object) -> int:
-    """`value` if it is an integer >= 1, else the house-style ValueError naming `owner` and `name`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def finite_float(owner: str, name: str, value: object) -> float:
-    """`value` as a float if it is a finite number, else the house-style ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def positive_float(owner: str, name: str, value: object) -> float:
-    """`value` as a float if it is a finite number > 0, else the house-style ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
-    return float(value)

@@ -6,8 +6,9 @@ import math
 
 import torch
 
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem, positive_float, positive_int
+from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
 from lightning_pde.problems.domain import Box
+from lightning_pde.validation import positive_float, positive_int
 
 
 class Burgers(Problem):

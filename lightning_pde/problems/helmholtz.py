@@ -7,8 +7,9 @@ import math
 import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, Problem, finite_float, positive_int
+from lightning_pde.problems.base import Condition, Problem
 from lightning_pde.problems.domain import Box
+from lightning_pde.validation import finite_float, positive_int
 
 
 def helmholtz_source(x: Tensor, y: Tensor, a1: float, a2: float, k: float) -> Tensor:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem, positive_int
+from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
 from lightning_pde.problems.domain import Box
+from lightning_pde.validation import positive_int
 
 #: coefficient of |∇u|^2
 MU = 0.05

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem, finite_float, positive_int
+from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
 from lightning_pde.problems.domain import Box
+from lightning_pde.validation import finite_float, positive_int
 
 #: the parameters at which u = x cos t is the exact solution
 EXACT_PARAMETERS = (-1.0, 0.0, 1.0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, Problem, positive_int
+from lightning_pde.problems.base import Condition, Problem
 from lightning_pde.problems.domain import Box
+from lightning_pde.validation import positive_int
 
 
 class Poisson2D(Problem):

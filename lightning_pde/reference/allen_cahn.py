@@ -52,6 +52,8 @@ from typing import Callable
 
 import numpy as np
 
+from lightning_pde.validation import finite_1d, nonnegative_float, positive_float
+
 from .cache import cached_array
 
 __all__ = ["allen_cahn_initial_condition", "allen_cahn_reference", "allen_cahn_spectral"]
@@ -81,28 +83,6 @@ def allen_cahn_initial_condition(x: np.ndarray) -> np.ndarray:
     return x**2 * np.cos(np.pi * x)
 
 
-def _checked_positive(value, argument: str, caller: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{caller}: {argument} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _checked_eps(eps, caller: str) -> float:
-    if (
-        isinstance(eps, bool)
-        or not isinstance(eps, numbers.Real)
-        or not np.isfinite(eps)
-        or eps < 0
-    ):
-        raise ValueError(f"{caller}: eps must be a finite number >= 0, got {eps!r}")
-    return float(eps)
-
-
 def _checked_nx_spectral(nx_spectral, caller: str) -> int:
     if (
         isinstance(nx_spectral, bool)
@@ -114,17 +94,6 @@ def _checked_nx_spectral(nx_spectral, caller: str) -> int:
             f"{caller}: nx_spectral must be an even integer >= 8, got {nx_spectral!r}"
         )
     return int(nx_spectral)
-
-
-def _as_grid(values, argument: str, caller: str) -> np.ndarray:
-    grid = np.asarray(values, dtype=np.float64)
-    if grid.ndim != 1:
-        raise ValueError(f"{caller}: {argument} must be a 1-D array, got shape {grid.shape}")
-    if not np.all(np.isfinite(grid)):
-        raise ValueError(
-            f"{caller}: {argument} must be finite, got {grid[~np.isfinite(grid)][:3]}"
-        )
-    return grid
 
 
 def _evaluate_initial_condition(initial_condition, x: np.ndarray, caller: str) -> np.ndarray:
@@ -242,12 +211,12 @@ def allen_cahn_spectral(
             values.
     """
     caller = "allen_cahn_spectral"
-    lam = _checked_positive(lam, "lam", caller)
-    eps = _checked_eps(eps, caller)
+    lam = positive_float(caller, "lam", lam)
+    eps = nonnegative_float(caller, "eps", eps)
     nx_spectral = _checked_nx_spectral(nx_spectral, caller)
-    dt = _checked_positive(dt, "dt", caller)
-    x = _as_grid(x, "x", caller)
-    t = _as_grid(t, "t", caller)
+    dt = positive_float(caller, "dt", dt)
+    x = finite_1d(caller, "x", x)
+    t = finite_1d(caller, "t", t)
     if np.any(t < 0):
         raise ValueError(f"{caller}: t must be >= 0, got {t[t < 0][:3]}")
     if initial_condition is None:
@@ -355,12 +324,12 @@ def allen_cahn_reference(
             raise ValueError(f"{caller}: {argument} must be an integer >= 2, got {value!r}")
     # Validate before touching the cache so bad input never creates files.
     params = {
-        "lam": _checked_positive(lam, "lam", caller),
-        "eps": _checked_eps(eps, caller),
+        "lam": positive_float(caller, "lam", lam),
+        "eps": nonnegative_float(caller, "eps", eps),
         "nx": int(nx),
         "nt": int(nt),
         "nx_spectral": _checked_nx_spectral(nx_spectral, caller),
-        "dt": _checked_positive(dt, "dt", caller),
+        "dt": positive_float(caller, "dt", dt),
     }
 
     def compute() -> dict[str, np.ndarray]:

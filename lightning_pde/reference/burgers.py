@@ -29,6 +29,8 @@ import numbers
 import numpy as np
 from numpy.polynomial.hermite import hermgauss
 
+from lightning_pde.validation import finite_1d, positive_float
+
 from .cache import cached_array
 
 __all__ = ["cole_hopf_burgers", "burgers_reference"]
@@ -38,12 +40,6 @@ _MAX_QUADRATURE = 300
 # Upper bound on len(x) * chunk * n_quadrature so the (x, t, node) temporaries
 # stay around 30 MiB each regardless of the grid size.
 _MAX_BLOCK_ELEMENTS = 4_000_000
-
-
-def _checked_nu(nu, caller: str) -> float:
-    if isinstance(nu, bool) or not isinstance(nu, numbers.Real) or not np.isfinite(nu) or nu <= 0:
-        raise ValueError(f"{caller}: nu must be a finite number > 0, got {nu!r}")
-    return float(nu)
 
 
 def _checked_n_quadrature(n_quadrature, caller: str) -> int:
@@ -57,19 +53,6 @@ def _checked_n_quadrature(n_quadrature, caller: str) -> int:
             f"got {n_quadrature!r}"
         )
     return int(n_quadrature)
-
-
-def _as_grid(values, argument: str) -> np.ndarray:
-    grid = np.asarray(values, dtype=np.float64)
-    if grid.ndim != 1:
-        raise ValueError(
-            f"cole_hopf_burgers: {argument} must be a 1-D array, got shape {grid.shape}"
-        )
-    if not np.all(np.isfinite(grid)):
-        raise ValueError(
-            f"cole_hopf_burgers: {argument} must be finite, got {grid[~np.isfinite(grid)][:3]}"
-        )
-    return grid
 
 
 def cole_hopf_burgers(
@@ -108,10 +91,10 @@ def cole_hopf_burgers(
             non-finite ``t``, non-1-D ``x``/``t`` or ``n_quadrature`` outside
             ``[2, 300]``.
     """
-    nu = _checked_nu(nu, "cole_hopf_burgers")
+    nu = positive_float("cole_hopf_burgers", "nu", nu)
     n_quadrature = _checked_n_quadrature(n_quadrature, "cole_hopf_burgers")
-    x = _as_grid(x, "x")
-    t = _as_grid(t, "t")
+    x = finite_1d("cole_hopf_burgers", "x", x)
+    t = finite_1d("cole_hopf_burgers", "t", t)
     if np.any(t < 0):
         raise ValueError(f"cole_hopf_burgers: t must be >= 0, got {t[t < 0][:3]}")
 
@@ -173,7 +156,7 @@ def burgers_reference(
             )
     # Validate before touching the cache so bad input never creates files.
     params = {
-        "nu": _checked_nu(nu, "burgers_reference"),
+        "nu": positive_float("burgers_reference", "nu", nu),
         "nx": int(nx),
         "nt": int(nt),
         "n_quadrature": _checked_n_quadrature(n_quadrature, "burgers_reference"),

@@ -20,10 +20,11 @@ convergence under grid refinement is below fourth order.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 from scipy.integrate import solve_ivp
+
+from lightning_pde.validation import finite_float, integer_at_least
 
 from .cache import cached_array
 
@@ -33,24 +34,12 @@ __all__ = ["klein_gordon_method_of_lines", "klein_gordon_reference"]
 _MIN_INTERVALS = 6
 
 
-def _checked_real(value, name: str, caller: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{caller}: {name} must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _checked_alpha(alpha, caller: str) -> float:
-    alpha = _checked_real(alpha, "alpha", caller)
+    alpha = finite_float(caller, "alpha", alpha)
     if alpha >= 0:
         # alpha >= 0 turns the equation elliptic in (x, t): the initial-boundary value problem is ill-posed.
         raise ValueError(f"{caller}: alpha must be < 0 (a wave equation with speed sqrt(-alpha)), got {alpha!r}")
     return alpha
-
-
-def _checked_int(value, name: str, caller: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{caller}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _second_derivative(u: np.ndarray, h: float) -> np.ndarray:
@@ -87,9 +76,9 @@ def klein_gordon_method_of_lines(
     """
     caller = "klein_gordon_method_of_lines"
     alpha = _checked_alpha(alpha, caller)
-    beta = _checked_real(beta, "beta", caller)
-    gamma = _checked_real(gamma, "gamma", caller)
-    n_intervals = _checked_int(n_intervals, "n_intervals", caller, _MIN_INTERVALS)
+    beta = finite_float(caller, "beta", beta)
+    gamma = finite_float(caller, "gamma", gamma)
+    n_intervals = integer_at_least(caller, "n_intervals", n_intervals, _MIN_INTERVALS)
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1 or t.size < 1 or not np.all(np.isfinite(t)) or t[0] != 0 or np.any(np.diff(t) <= 0):
         raise ValueError(f"{caller}: t must be a 1-D increasing array starting at 0, got {t!r}")
@@ -142,18 +131,18 @@ def klein_gordon_reference(
         Dict with ``"x"`` (nx,), ``"t"`` (nt,) and ``"u"`` (nx, nt) with ``u[i, j] = u(x[i], t[j])``, float64.
     """
     caller = "klein_gordon_reference"
-    nx = _checked_int(nx, "nx", caller, 2)
-    nt = _checked_int(nt, "nt", caller, 2)
-    refine = _checked_int(refine, "refine", caller, 1)
+    nx = integer_at_least(caller, "nx", nx, 2)
+    nt = integer_at_least(caller, "nt", nt, 2)
+    refine = integer_at_least(caller, "refine", refine, 1)
     if (nx - 1) * refine < _MIN_INTERVALS:
         raise ValueError(f"{caller}: (nx - 1) * refine must be >= {_MIN_INTERVALS}, got {(nx - 1) * refine}")
     for name, value in (("t_end", t_end), ("rtol", rtol), ("atol", atol)):
-        if _checked_real(value, name, caller) <= 0:
+        if finite_float(caller, name, value) <= 0:
             raise ValueError(f"{caller}: {name} must be a finite number > 0, got {value!r}")
     # Validate before touching the cache so bad input never creates files.
     params = {
-        "alpha": _checked_alpha(alpha, caller), "beta": _checked_real(beta, "beta", caller),
-        "gamma": _checked_real(gamma, "gamma", caller), "nx": nx, "nt": nt, "t_end": float(t_end),
+        "alpha": _checked_alpha(alpha, caller), "beta": finite_float(caller, "beta", beta),
+        "gamma": finite_float(caller, "gamma", gamma), "nx": nx, "nt": nt, "t_end": float(t_end),
         "refine": refine, "rtol": float(rtol), "atol": float(atol),
     }
 
