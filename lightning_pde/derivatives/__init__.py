@@ -4,5 +4,7 @@
 from lightning_pde.derivatives.autograd import Autograd, AutogradFields
 from lightning_pde.derivatives.base import DerivativeEngine, Fields, parse_derivative
 from lightning_pde.derivatives.forward import Forward, ForwardFields
+from lightning_pde.derivatives.forward_laplacian import ForwardLaplacian, ForwardLaplacianFields
 
-__all__ = ["Autograd", "AutogradFields", "DerivativeEngine", "Fields", "Forward", "ForwardFields", "parse_derivative"]
+__all__ = ["Autograd", "AutogradFields", "DerivativeEngine", "Fields", "Forward", "ForwardFields", "ForwardLaplacian",
+           "ForwardLaplacianFields", "parse_derivative"]

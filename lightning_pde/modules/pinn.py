@@ -116,6 +116,29 @@ class PINN(pl.LightningModule):
         n = self.net((x - self.input_center) * self.input_scale)
         return self.problem.hard_constraint(x, n) if self.hard_constraints else n
 
+    def forward_laplacian(self, x: Tensor, laplacian_inputs: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+        """u, du/dx and the Laplacian over the inputs `laplacian_inputs` (indices) in one forward pass, for the
+        :class:`~lightning_pde.derivatives.ForwardLaplacian` engine (Li et al. 2023, arXiv 2307.08066).
+
+        x (N, n_inputs) -> u (N, n_outputs), Jacobian (N, n_inputs, n_outputs), Laplacian (N, n_outputs). The input
+        normalisation is affine, so the propagation starts from its Jacobian diag(input_scale), the same at every
+        point, and a zero Laplacian.
+
+        Raises:
+            NotImplementedError: with hard constraints (the output transform is an arbitrary function of x and u).
+            ValueError: when the network has no ``forward_laplacian(x, jacobian, laplacian, laplacian_inputs)``.
+        """
+        if self.hard_constraints:
+            raise NotImplementedError(f"PINN: the forward Laplacian cannot propagate through {self.problem.name}'s "
+                                      "hard-constraint output transform; use hard_constraints=False or the Autograd "
+                                      "or Forward engine")
+        if not callable(getattr(self.net, "forward_laplacian", None)):
+            raise ValueError(f"PINN: the network ({type(self.net).__name__}) has no forward_laplacian(x, jacobian, "
+                             "laplacian, laplacian_inputs) method; use the Autograd engine")
+        scale = self.input_scale.to(x.dtype)
+        return self.net.forward_laplacian((x - self.input_center) * self.input_scale, torch.diag(scale)[None],
+                                          x.new_zeros(1, x.shape[1]), laplacian_inputs)
+
     def fields(self, x: Tensor) -> Fields:
         """The network's outputs and derivatives at `x` (N, n_inputs), by name (``f["u_xx"]``)."""
         return self.derivatives.fields(self, x.to(self.dtype), self.problem.input_names, self.problem.output_names)

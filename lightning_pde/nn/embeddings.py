@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from lightning_pde.derivatives.forward_laplacian import InputSelector, concatenate, elementwise
 from lightning_pde.spec import Configurable
 
 
@@ -24,6 +25,14 @@ class Embedding(nn.Module, Configurable):
         """Prepare for these inputs; `periods` maps periodic input names to their normalised period.
         Returns the number of features the embedding produces."""
         raise NotImplementedError
+
+    def forward_laplacian(self, x: Tensor, jacobian: Tensor, laplacian: Tensor,
+                          inputs: InputSelector) -> tuple[Tensor, Tensor, Tensor]:
+        """The features, their Jacobian and partial Laplacian, for the forward Laplacian (see
+        :meth:`lightning_pde.nn.MLP.forward_laplacian`): x (N, n_inputs), jacobian (N or 1, d, n_inputs),
+        laplacian (N or 1, n_inputs) -> (N, out_features), (N, d, out_features), (N, out_features)."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_laplacian, so the ForwardLaplacian engine "
+                                  "cannot propagate through it; use the Autograd engine")
 
 
 class PeriodicEmbedding(Embedding):
@@ -63,6 +72,16 @@ class PeriodicEmbedding(Embedding):
         periodic = x[:, self.periodic_index].repeat_interleave(self.harmonics, dim=1) * self.angular.to(x.dtype)
         return torch.cat([x[:, self.other_index], torch.cos(periodic), torch.sin(periodic)], dim=1)
 
+    def forward_laplacian(self, x: Tensor, jacobian: Tensor, laplacian: Tensor,
+                          inputs: InputSelector) -> tuple[Tensor, Tensor, Tensor]:
+        def angles(features: Tensor) -> Tensor:  # linear in x, so applied alike to value, Jacobian and Laplacian
+            return features[..., self.periodic_index].repeat_interleave(self.harmonics, dim=-1) * angular
+
+        angular = self.angular.to(x.dtype)
+        periodic = (angles(x), angles(jacobian), angles(laplacian))
+        return concatenate([(x[:, self.other_index], jacobian[..., self.other_index], laplacian[:, self.other_index]),
+                            elementwise("cos", *periodic, inputs), elementwise("sin", *periodic, inputs)])
+
 
 class FourierFeatures(Embedding):
     """Random Fourier features [cos(2 pi B x), sin(2 pi B x)] with fixed B ~ N(0, scale^2) (Tancik et al. 2020,
@@ -94,3 +113,9 @@ class FourierFeatures(Embedding):
         projected = x @ self.frequencies
         features = [torch.cos(projected), torch.sin(projected)]
         return torch.cat(([x] if self.keep_inputs else []) + features, dim=1)
+
+    def forward_laplacian(self, x: Tensor, jacobian: Tensor, laplacian: Tensor,
+                          inputs: InputSelector) -> tuple[Tensor, Tensor, Tensor]:
+        projected = (x @ self.frequencies, jacobian @ self.frequencies, laplacian @ self.frequencies)
+        features = [elementwise("cos", *projected, inputs), elementwise("sin", *projected, inputs)]
+        return concatenate(([(x, jacobian, laplacian)] if self.keep_inputs else []) + features)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from lightning_pde.derivatives.forward_laplacian import ELEMENTWISE, elementwise, input_selector, linear
 from lightning_pde.nn.embeddings import Embedding
 from lightning_pde.spec import Configurable
 
@@ -84,3 +85,41 @@ class MLP(nn.Module, Configurable):
         for layer in self.layers[:-1]:
             x = self._activation(layer(x))
         return self.layers[-1](x)
+
+    def forward_laplacian(self, x: Tensor, jacobian: Tensor | None = None, laplacian: Tensor | None = None,
+                          laplacian_inputs: Sequence[int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The output, its Jacobian and its partial Laplacian in one forward pass (the forward Laplacian, Li et al.
+        2023, arXiv 2307.08066; rules in :mod:`lightning_pde.derivatives.forward_laplacian`).
+
+        Derivatives are taken along d directions y of which x is a function (the owner's inputs before its input
+        normalisation, say); `jacobian` and `laplacian` give that dependence.
+
+        Args:
+            x: the network's input, (N, in_features).
+            jacobian: dx/dy, (N or 1, d, in_features); default the identity (y = x, d = in_features).
+            laplacian: sum_{i in S} d^2 x / dy_i^2, (N or 1, in_features); default zero.
+            laplacian_inputs: the subset S, indices into the d directions; default all.
+
+        Returns:
+            u (N, out_features), du/dy (N, d, out_features), sum_{i in S} d^2 u / dy_i^2 (N, out_features).
+
+        Raises:
+            NotImplementedError: when the activation or the embedding cannot be propagated (naming it).
+        """
+        if not self.layers:
+            raise RuntimeError("MLP: call build(in_features, out_features) before using the network")
+        if self.activation not in ELEMENTWISE:
+            raise NotImplementedError(f"MLP: the forward Laplacian knows the activations {sorted(ELEMENTWISE)}, "
+                                      f"not {self.activation!r}")
+        if jacobian is None:
+            jacobian = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)[None]
+        if laplacian is None:
+            laplacian = x.new_zeros(1, x.shape[1])
+        inputs = input_selector(laplacian_inputs, jacobian.shape[1])
+        h = x
+        if self.embedding is not None:
+            h, jacobian, laplacian = self.embedding.forward_laplacian(h, jacobian, laplacian, inputs)
+        for layer in self.layers[:-1]:
+            h, jacobian, laplacian = elementwise(self.activation,
+                                                 *linear(h, jacobian, laplacian, layer.weight, layer.bias), inputs)
+        return linear(h, jacobian, laplacian, self.layers[-1].weight, self.layers[-1].bias)
