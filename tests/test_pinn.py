@@ -90,3 +90,17 @@ def test_forward_contract_and_input_normalisation():
 def test_unknown_loss_weight_is_named():
     with pytest.raises(ValueError, match=r"loss_weights has unknown condition\(s\) \['inital'\]"):
         PINN(Burgers(), loss_weights={"inital": 2.0})
+
+
+def test_residual_with_an_unknown_input_name_fails_at_construction():
+    from lightning_pde.problems.base import Condition
+
+    class Typo(Burgers):
+        def conditions(self):
+            conds = super().conditions()
+            conds["pde"] = Condition("pde", conds["pde"].sample, lambda f: f["u_z"], 10)
+            return conds
+
+    with pytest.raises(ValueError, match=r"condition 'pde' of Typo cannot be evaluated .*unknown field or derivative "
+                                         r"'u_z'"):
+        PINN(Typo(), MLP([4]))

@@ -108,8 +108,24 @@ class PINN(pl.LightningModule):
         self.lr_scheduler_factory = lr_scheduler
         self.register_buffer("input_center", center.float(), persistent=False)
         self.register_buffer("input_scale", inv_half_width.float(), persistent=False)
+        self._check_conditions()
         self.val_rel_l2, self.test_rel_l2 = RelativeL2Error(), RelativeL2Error()
         self.val_residual, self.test_residual = PDEResidual(), PDEResidual()
+
+    def _check_conditions(self) -> None:
+        """Evaluate every residual at two sample points, so that a residual asking for an unknown input or output
+        name, or an engine that cannot serve the problem, fails here at construction rather than at step one."""
+        generator = torch.Generator().manual_seed(0)
+        dtype = next(self.net.parameters(), torch.empty(0)).dtype  # a user may pass a network already in float64
+        for name, cond in self.conditions.items():
+            points = cond.sample(2, generator, "uniform").to(dtype)
+            try:
+                cond.residual(self.derivatives.fields(self, points, self.problem.input_names,
+                                                      self.problem.output_names))
+            except (KeyError, ValueError, NotImplementedError) as error:
+                message = error.args[0] if isinstance(error, KeyError) and error.args else error
+                raise ValueError(f"PINN: condition {name!r} of {self.problem.name} cannot be evaluated with the "
+                                 f"{type(self.derivatives).__name__} engine: {message}") from error
 
     def forward(self, x: Tensor) -> Tensor:
         """x (N, n_inputs) -> u (N, n_outputs)."""
