@@ -11,8 +11,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-#: Version of the plugin API (entry-point groups and the Problem / DerivativeEngine interfaces).
-PLUGIN_API_VERSION = 1
 
 CHECKPOINT_CLASS_KEY = "lightning_pde_module"
 
