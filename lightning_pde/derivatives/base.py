@@ -70,14 +70,24 @@ class Fields(ABC):
         output, inputs = parse_derivative(key, self.input_names, self.output_names)
         return self.partial(output, inputs)
 
-    def d(self, output: str, *inputs: str) -> Tensor:
-        """d^k output / d inputs[0] ... d inputs[k-1], shape (N,); ``f.d("u", "x_1", "x_1")``."""
+    def indices(self, output: str, inputs: Sequence[str] | None = None) -> tuple[int, list[int]]:
+        """(output index, input indices) for names; `inputs` None means all inputs.
+
+        Raises:
+            KeyError: naming an unknown output or input and the known ones.
+        """
         if output not in self.output_names:
             raise KeyError(f"unknown output {output!r}; outputs are {self.output_names}")
-        unknown = [name for name in inputs if name not in self.input_names]
+        names = list(self.input_names if inputs is None else inputs)
+        unknown = [name for name in names if name not in self.input_names]
         if unknown:
             raise KeyError(f"unknown input(s) {unknown}; inputs are {self.input_names}")
-        return self.partial(self.output_names.index(output), tuple(self.input_names.index(i) for i in inputs))
+        return self.output_names.index(output), [self.input_names.index(name) for name in names]
+
+    def d(self, output: str, *inputs: str) -> Tensor:
+        """d^k output / d inputs[0] ... d inputs[k-1], shape (N,); ``f.d("u", "x_1", "x_1")``."""
+        index, directions = self.indices(output, inputs)
+        return self.partial(index, tuple(directions))
 
     def grad(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
         """Gradient of `output` with respect to `inputs` (default: all), shape (N, len(inputs))."""

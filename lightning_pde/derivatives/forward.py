@@ -96,16 +96,6 @@ class ForwardFields(Fields):
                 self._store([i for bit, i in enumerate(directions) if mask >> bit & 1], block)
         return self._cache[key]
 
-    def _indices(self, output: str, inputs: Sequence[str] | None) -> tuple[int, list[int]]:
-        # The same checks and messages as Fields.d, which the base grad and laplacian go through.
-        if output not in self.output_names:
-            raise KeyError(f"unknown output {output!r}; outputs are {self.output_names}")
-        names = list(inputs or self.input_names)
-        unknown = [name for name in names if name not in self.input_names]
-        if unknown:
-            raise KeyError(f"unknown input(s) {unknown}; inputs are {self.input_names}")
-        return self.output_names.index(output), [self.input_names.index(name) for name in names]
-
     def _missing(self, output: int, multi_indices: Sequence[tuple[int, ...]]) -> list[int]:
         """The directions i whose multi-index (i,) * order is not cached yet, in order, without repeats."""
         return list(dict.fromkeys(index[0] for index in multi_indices if (output, index) not in self._cache))
@@ -113,7 +103,7 @@ class ForwardFields(Fields):
     def grad(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
         """Gradient of `output` over `inputs` (default: all), shape (N, len(inputs)): one jvp vectorised over the
         missing directions, shape (directions, N, n_outputs)."""
-        k, indices = self._indices(output, inputs)
+        k, indices = self.indices(output, inputs)
         missing = self._missing(k, [(i,) for i in indices])
         if missing:
             def first(tangent: Tensor) -> Tensor:
@@ -127,7 +117,7 @@ class ForwardFields(Fields):
         """Sum of d^2 output / dx_i^2 over `inputs` (default: all), shape (N,): one jvp-of-jvp along e_i, vectorised
         over the missing directions i (activations (directions, N, width); see `chunk_size`). The first
         derivatives it yields on the way are cached too."""
-        k, indices = self._indices(output, inputs)
+        k, indices = self.indices(output, inputs)
         missing = self._missing(k, [(i, i) for i in indices])
         if missing:
             def first_and_second(tangent: Tensor) -> tuple[Tensor, Tensor]:
@@ -145,7 +135,7 @@ class ForwardFields(Fields):
         One nested jvp along the single direction gives every order at once (about 2^order forward passes)."""
         if isinstance(order, bool) or not isinstance(order, int) or order < 0:
             raise ValueError(f"ForwardFields: order must be an integer >= 0, got {order!r}")
-        k, (i,) = self._indices(output, [input_name])
+        k, (i,) = self.indices(output, [input_name])
         highest = self.partial(k, (i,) * order)  # also caches the lower orders
         return torch.stack([*(self._cache[(k, (i,) * j)] for j in range(order)), highest])
 

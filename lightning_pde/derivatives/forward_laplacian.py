@@ -170,25 +170,15 @@ class ForwardLaplacianFields(Fields):
             return torch.stack([self.reverse.partial(output, (i,)) for i in indices], dim=1)
         return self._jacobian[:, indices, output]
 
-    def _indices(self, output: str, inputs: Sequence[str] | None) -> tuple[int, list[int]]:
-        # The same checks and messages as Fields.d, which the base grad and laplacian go through.
-        if output not in self.output_names:
-            raise KeyError(f"unknown output {output!r}; outputs are {self.output_names}")
-        names = list(inputs or self.input_names)
-        unknown = [name for name in names if name not in self.input_names]
-        if unknown:
-            raise KeyError(f"unknown input(s) {unknown}; inputs are {self.input_names}")
-        return self.output_names.index(output), [self.input_names.index(name) for name in names]
-
     def grad(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
         """Gradient of `output` over `inputs` (default: all), shape (N, len(inputs)); a slice of the Jacobian."""
-        k, indices = self._indices(output, inputs)
+        k, indices = self.indices(output, inputs)
         return self._first(k, indices)
 
     def laplacian(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
         """Sum of d^2 output / dx_i^2 over `inputs` (default: all), shape (N,): one forward propagation over that
         subset, shared by every output and cached."""
-        k, indices = self._indices(output, inputs)
+        k, indices = self.indices(output, inputs)
         subset = frozenset(indices)
         if len(subset) != len(indices):  # a repeated input counts twice, as in Fields.laplacian
             return super().laplacian(output, inputs)
