@@ -32,8 +32,7 @@ def main() -> None:
     rows = []
     for config in options.configs:
         with tempfile.TemporaryDirectory() as workdir:
-            result = fit_and_score(config, workdir, ["--trainer.enable_progress_bar=false",
-                                                     "--trainer.enable_checkpointing=false"])
+            result = fit_and_score(config, workdir, ["--trainer.enable_progress_bar=false"])
         result.update(config=config, threads=threads)
         result.pop("checkpoint"), result.pop("picture")
         rows.append(result)
