@@ -47,6 +47,19 @@ class LPDECLI(LightningCLI):
             self.trainer.callbacks.append(SolutionWriter())
 
 
+def user_message(message: str) -> str:
+    """The error that matters from jsonargparse's report on a subclass argument.
+
+    A failure inside a class constructor (``Burgers: nu must be ...``) reaches us wrapped as "Does not validate
+    against any of the Union subtypes", followed by one line per candidate type and a dump of the whole namespace;
+    keep only the candidates' own errors."""
+    if not message.startswith("Does not validate against any of the Union subtypes"):
+        return message
+    reasons = [line.strip()[2:] for line in message.splitlines()
+               if line.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in line]
+    return "\n  ".join(reasons) if reasons else message
+
+
 def print_plugins() -> None:
     """Print every entry point of every group with its distribution, version and status."""
     rows = [("group", "name", "object", "distribution", "status")]
@@ -77,7 +90,7 @@ def main(args: list[str] | None = None) -> int:
         if debug:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"lpde: error: {message}", file=sys.stderr)
+        print(f"lpde: error: {user_message(str(message))}", file=sys.stderr)
         return 2
     return 0
 

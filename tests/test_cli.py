@@ -71,6 +71,9 @@ def test_bad_input_is_one_clear_message(args, message, tmp_path):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+    if message == "nu must be":  # a constructor's own error is shown alone, not inside jsonargparse's report
+        assert "lpde: error: Burgers: nu must be a finite number > 0, got -1.0" in result.stderr
+        assert "Union subtypes" not in result.stderr, result.stderr
 
 
 def test_ddp_on_two_cpu_processes_trains_and_checkpoints(tmp_path):
