@@ -72,8 +72,10 @@ class Problem(Configurable):
     input_names: tuple[str, ...] = ()
     output_names: tuple[str, ...] = ("u",)
     parameter_names: tuple[str, ...] = ()
-    #: default evaluation grid resolution per input, used with :meth:`exact`
+    #: default evaluation grid resolution per input, used with :meth:`exact`; () for scattered points instead
     grid_shape: tuple[int, ...] = ()
+    #: number of scattered evaluation points (seeded, drawn from the domain) when `grid_shape` is ()
+    n_evaluation: int = 10000
     #: inputs in which the solution is periodic, with their periods, e.g. ``{"x": 2.0}``
     periodic_inputs: dict[str, float] = {}
     #: conditions that :meth:`hard_constraint` satisfies exactly (dropped from the loss when it is used)
@@ -115,8 +117,12 @@ class Problem(Configurable):
         return type(self).exact is not Problem.exact or type(self).evaluation_grid is not Problem.evaluation_grid
 
     def evaluation_grid(self) -> EvaluationGrid:
-        """Where and against what the solution is scored. Default: the exact solution on `grid_shape`."""
-        points = self.domain.grid(self.grid_shape)
+        """Where and against what the solution is scored. Default: the exact solution on `grid_shape`, or at
+        `n_evaluation` points drawn from the domain with a fixed seed when there is no grid (high dimensions)."""
+        if self.grid_shape:
+            points = self.domain.grid(self.grid_shape)
+        else:
+            points = self.domain.sample(self.n_evaluation, torch.Generator().manual_seed(0))
         values = self.exact(points)
         if values is None:
             raise NotImplementedError(f"{self.name} has neither an exact solution nor a reference solver")

@@ -3,15 +3,11 @@ benchmark of tensor-compressed, fully quantized PINN training (Lu et al. 2025, a
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
+from lightning_pde.problems.base import Condition, Problem
 from lightning_pde.problems.domain import BallTime
 from lightning_pde.validation import positive_int
-
-#: seed of the scattered evaluation points, fixed so every run is scored on the same set
-EVALUATION_SEED = 0
 
 
 class Heat(Problem):
@@ -60,7 +56,3 @@ class Heat(Problem):
             "initial": Condition("initial", self.domain.sample_initial, initial, self.n_initial),
             "boundary": Condition("boundary", self.domain.sample_boundary, boundary, self.n_boundary),
         }
-
-    def evaluation_grid(self) -> EvaluationGrid:
-        points = self.domain.sample(self.n_evaluation, torch.Generator().manual_seed(EVALUATION_SEED))
-        return EvaluationGrid(points, self.exact(points), ())

@@ -3,17 +3,14 @@ tensor-compressed PINN training (Zhao et al. 2023, arXiv 2308.09858; Lu et al. 2
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
+from lightning_pde.problems.base import Condition, Problem
 from lightning_pde.problems.domain import Box
 from lightning_pde.validation import positive_int
 
 #: coefficient of |∇u|^2
 MU = 0.05
-#: seed of the scattered evaluation points, fixed so every run is scored on the same set
-EVALUATION_SEED = 0
 
 
 class HJB(Problem):
@@ -74,7 +71,3 @@ class HJB(Problem):
             "boundary": Condition("boundary", lambda n, g, m: self.domain.sample_faces(n, faces, g, m),
                                   boundary, self.n_boundary),
         }
-
-    def evaluation_grid(self) -> EvaluationGrid:
-        points = self.domain.sample(self.n_evaluation, torch.Generator().manual_seed(EVALUATION_SEED))
-        return EvaluationGrid(points, self.exact(points), ())
