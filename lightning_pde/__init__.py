@@ -14,6 +14,12 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 CHECKPOINT_CLASS_KEY = "lightning_pde_module"
 
+#: Version of the plugin interface: the entry-point groups, `Problem`, `Condition`, `DerivativeEngine`/`Fields` and
+#: the module APIs in DESIGN.md. A plugin states the version it was written for as ``LPDE_PLUGIN_API = 1`` in its
+#: top-level package; the registry refuses (and reports) entries written for another version. It changes only when
+#: one of those interfaces changes incompatibly.
+PLUGIN_API_VERSION = 1
+
 
 def load(path: str | Path, map_location: Any = None) -> Any:
     """Load a trained lightning-pde LightningModule from a checkpoint, with no other arguments needed.

@@ -4,11 +4,17 @@ Every registrable thing, built-in or third-party, is found through one entry-poi
 core package registers its own classes in its ``pyproject.toml`` through the same groups. Groups are read once,
 lazily, on first use. A plugin that fails to import is recorded with its error and does not take the others down;
 two distributions registering the same name in one group are an error that names both.
+
+Compatibility is checked twice, and a mismatch is reported like an import failure (the entry is unusable, the rest
+load): the plugin distribution's requirement on ``lightning-pde`` (``dependencies = ["lightning-pde>=0.1,<0.2"]``)
+must admit the installed version, and the ``LPDE_PLUGIN_API`` its top-level package declares, if any, must equal
+:data:`lightning_pde.PLUGIN_API_VERSION`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,17 +59,71 @@ class _Group:
 _loaded: dict[str, _Group] = {}
 
 
-def _entry_points(group: str) -> list[tuple[metadata.EntryPoint, str, str]]:
+CORE_DISTRIBUTION = "lightning-pde"
+
+
+def _core_version() -> str | None:
+    try:
+        return metadata.version(CORE_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def requirement_error(requirements: list[str] | None, core_version: str | None) -> str | None:
+    """Why a distribution with these ``Requires-Dist`` lines cannot use the installed lightning-pde, or None.
+
+    Only an unconditional requirement on ``lightning-pde`` with a version specifier is checked; a bare
+    ``lightning-pde`` or an unknown core version (a source tree that was not installed) admits anything."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    if core_version is None:
+        return None
+    for line in requirements or []:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) != CORE_DISTRIBUTION or requirement.marker is not None:
+            continue
+        try:
+            admitted = requirement.specifier.contains(Version(core_version), prereleases=True)
+        except InvalidVersion:
+            return None
+        if not admitted:
+            return (f"requires {CORE_DISTRIBUTION}{requirement.specifier}, "
+                    f"but {CORE_DISTRIBUTION} {core_version} is installed")
+    return None
+
+
+def api_error(obj: Any) -> str | None:
+    """Why the object's plugin was written for another plugin API, or None (also when it declares none)."""
+    from lightning_pde import PLUGIN_API_VERSION
+
+    top = getattr(obj, "__module__", "").split(".")[0]
+    declared = getattr(sys.modules.get(top), "LPDE_PLUGIN_API", None)
+    if declared is None or declared == PLUGIN_API_VERSION:
+        return None
+    return (f"written for lightning-pde plugin API {declared!r}, this lightning-pde provides "
+            f"{PLUGIN_API_VERSION} (update the plugin or lightning-pde)")
+
+
+def _entry_points(group: str) -> list[tuple[metadata.EntryPoint, str, str, str | None]]:
     found = []
     seen: set[tuple[str, str, str]] = set()
+    core_version = _core_version()
     for dist in metadata.distributions():
         dist_name = dist.metadata["Name"] or "?"
+        incompatible = None
         for ep in dist.entry_points:
             # The same distribution can be visible twice on sys.path (editable installs); count it once.
             key = (dist_name, ep.name, ep.value)
             if ep.group == group and key not in seen:
                 seen.add(key)
-                found.append((ep, dist_name, dist.version))
+                if incompatible is None and dist_name != CORE_DISTRIBUTION:
+                    incompatible = requirement_error(dist.requires, core_version) or ""
+                found.append((ep, dist_name, dist.version, incompatible or None))
     return found
 
 
@@ -73,12 +133,18 @@ def _load_group(kind: str) -> _Group:
     if kind not in GROUPS:
         raise PluginError(f"unknown plugin kind {kind!r}; kinds are: {', '.join(GROUPS)}")
     group = _Group()
-    for ep, dist_name, version in _entry_points(GROUPS[kind]):
+    for ep, dist_name, version, incompatible in _entry_points(GROUPS[kind]):
         entry = Entry(kind, ep.name, ep.value, dist_name, version)
-        try:
-            entry.obj = ep.load()
-        except Exception as error:  # noqa: BLE001 - any failure of a plugin is reported, never fatal
-            entry.error = f"{type(error).__name__}: {error}"
+        if incompatible:
+            entry.error = f"incompatible: {incompatible}"
+        else:
+            try:
+                entry.obj = ep.load()
+            except Exception as error:  # noqa: BLE001 - any failure of a plugin is reported, never fatal
+                entry.error = f"{type(error).__name__}: {error}"
+            else:
+                if (reason := api_error(entry.obj)) is not None:
+                    entry.obj, entry.error = None, f"incompatible: {reason}"
         previous = group.entries.get(ep.name)
         if previous is not None and previous.value != entry.value:
             group.conflicts.setdefault(ep.name, [previous]).append(entry)

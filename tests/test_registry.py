@@ -94,3 +94,52 @@ def test_lpde_plugins_lists_entries_and_broken_ones(fake_distribution):
     assert "Burgers" in out.stdout and "lightning-pde" in out.stdout
     assert "GoodProblem" in out.stdout and "fake-lpde-plugin 1.2.3" in out.stdout
     assert "BROKEN: ModuleNotFoundError" in out.stdout
+
+
+def _fake_dist(tmp_path, monkeypatch, name, module_source, requires=()):
+    module = name.replace("-", "_")
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(module_source))
+    info = tmp_path / f"{module}-0.5.0.dist-info"
+    info.mkdir()
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.5.0\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    (info / "METADATA").write_text(meta)
+    (info / "entry_points.txt").write_text(f"[lightning_pde.problems]\n{module}_problem = {module}:P\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{module}_problem"
+
+
+def test_plugin_requiring_another_core_version_is_reported_incompatible(tmp_path, monkeypatch, fresh_registry):
+    name = _fake_dist(tmp_path, monkeypatch, "future-plugin",
+                      "from lightning_pde.problems import Poisson2D\nclass P(Poisson2D): pass\n",
+                      requires=["lightning-pde>=99.0", "numpy"])
+    entry = next(e for e in registry.entries("problems") if e.name == name)
+    assert not entry.ok and "requires lightning-pde>=99.0" in entry.error and "is installed" in entry.error
+    with pytest.raises(registry.PluginError, match=r"future-plugin failed to load: incompatible: requires"):
+        registry.get("problems", name)
+    assert registry.get("problems", "Burgers") is Burgers  # the others still load
+
+
+def test_plugin_declaring_another_api_version_is_reported_incompatible(tmp_path, monkeypatch, fresh_registry):
+    import lightning_pde
+    name = _fake_dist(tmp_path, monkeypatch, "old-api-plugin",
+                      "from lightning_pde.problems import Poisson2D\nLPDE_PLUGIN_API = 0\nclass P(Poisson2D): pass\n",
+                      requires=["lightning-pde"])
+    entry = next(e for e in registry.entries("problems") if e.name == name)
+    assert not entry.ok and f"plugin API 0, this lightning-pde provides {lightning_pde.PLUGIN_API_VERSION}" in entry.error
+
+
+def test_plugin_with_matching_api_and_requirement_loads(tmp_path, monkeypatch, fresh_registry):
+    import lightning_pde
+    name = _fake_dist(tmp_path, monkeypatch, "good-api-plugin",
+                      "from lightning_pde.problems import Poisson2D\n"
+                      f"LPDE_PLUGIN_API = {lightning_pde.PLUGIN_API_VERSION}\nclass P(Poisson2D): pass\n",
+                      requires=[f"lightning-pde>={lightning_pde.__version__}", "lightning-pde<99; python_version<'3'"])
+    assert registry.get("problems", name).__name__ == "P"
+
+
+def test_requirement_error_reads_specifiers():
+    assert registry.requirement_error(["lightning-pde>=0.1,<0.2"], "0.1.5") is None
+    assert "lightning-pde<0.2,>=0.1" in registry.requirement_error(["lightning-pde>=0.1,<0.2"], "0.2.0")
+    assert registry.requirement_error(["Lightning_PDE==1.0"], "0.1.0") is not None  # names compare canonicalised
+    assert registry.requirement_error(["lightning-pde>=9"], None) is None  # uninstalled source tree admits all
+    assert registry.requirement_error(None, "0.1.0") is None
