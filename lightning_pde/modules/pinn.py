@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from lightning_pde.derivatives import Autograd, DerivativeEngine, Fields
 from lightning_pde.derivatives.base import FieldsView
+from lightning_pde.modules.finite import check_finite_losses
 from lightning_pde.metrics import PDEResidual, RelativeL2Error
 from lightning_pde.nn import MLP
 from lightning_pde.problems import Problem
@@ -83,7 +84,8 @@ class PINN(pl.LightningModule):
         lower, upper = problem.domain.lower, problem.domain.upper
         center = (lower + upper) / 2 if normalize_inputs else torch.zeros_like(lower)
         inv_half_width = 2 / (upper - lower) if normalize_inputs else torch.ones_like(lower)
-        if isinstance(self.net, MLP):
+        if callable(getattr(self.net, "build", None)):
+            # Networks that take their sizes from the problem (MLP, plugins' nets) follow MLP.build's signature.
             # Periods in the network's own (normalised) coordinates.
             periods = {name: period * float(inv_half_width[problem.input_names.index(name)])
                        for name, period in problem.periodic_inputs.items()}
@@ -181,6 +183,7 @@ class PINN(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self.condition_losses(batch)
+        check_finite_losses(type(self).__name__, losses, self.global_step)
         loss = sum(self.loss_weights[name] * value for name, value in losses.items())
         # Lightning's self.log costs ~1 ms a call on the CPU, a quarter of a small PINN's step; the logger only
         # writes every log_every_n_steps anyway, so log on those steps only.
