@@ -13,9 +13,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from lightning_pde import registry
 from lightning_pde.callbacks import SolutionWriter
+from lightning_pde.checkpoint_io import AtomicCheckpointIO
+from lightning_pde.modules.finite import NonFiniteLossError
 
 #: exceptions that are the user's to fix; shown as one line, not a traceback (``LPDE_DEBUG=1`` shows it)
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, registry.PluginError)
@@ -41,6 +44,13 @@ class LPDECLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not Path(ckpt_path).is_file():
             raise FileNotFoundError(f"--ckpt_path: checkpoint {ckpt_path!r} does not exist")
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        # Atomic checkpoint writes unless the user chose their own CheckpointIO (or a strategy brings one).
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
 
     def before_predict(self) -> None:
         if not any(isinstance(c, SolutionWriter) for c in self.trainer.callbacks):
@@ -86,6 +96,12 @@ def main(args: list[str] | None = None) -> int:
     try:
         # Pass args only when called from Python: LightningCLI warns when both they and sys.argv are given.
         LPDECLI(args=None if args is None else argv)
+    except NonFiniteLossError as error:
+        # A diverged run, not a usage error: the message names the term and step; exit status 1.
+        if debug:
+            raise
+        print(f"lpde: error: {error}", file=sys.stderr)
+        return 1
     except USER_ERRORS as error:
         if debug:
             raise

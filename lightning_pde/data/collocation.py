@@ -14,18 +14,29 @@ from lightning_pde.spec import from_spec
 
 
 class _RepeatedBatch:
-    """Yields the same full batch `steps` times; on each new epoch asks its data module whether to resample."""
+    """Yields the same full batch `steps` times; on each new epoch asks its data module whether to resample.
+
+    Resumable (Lightning's ``state_dict``/``load_state_dict`` loader protocol): after a mid-epoch checkpoint it
+    serves only the rest of that epoch, so a resumed run follows the uninterrupted run's epochs exactly."""
 
     def __init__(self, datamodule: "CollocationDataModule", steps: int) -> None:
         self.datamodule, self.steps = datamodule, steps
+        self.served, self._resume_at = 0, 0
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        self.datamodule.on_epoch_start()
-        for _ in range(self.steps):
+        self.datamodule.on_epoch_start()  # idempotent within an epoch, so also right for a resumed one
+        start, self._resume_at = self._resume_at, 0
+        for self.served in range(start + 1, self.steps + 1):
             yield self.datamodule.collocation_points
+
+    def state_dict(self) -> dict[str, int]:
+        return {"served": self.served}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume_at = int(state_dict.get("served", 0)) % self.steps
 
 
 class _Chunks:

@@ -1,0 +1,34 @@
+"""Stop training at the first non-finite loss term, naming the term and the step.
+
+A NaN or Inf in one loss term poisons every parameter at the next optimizer step; continuing only overwrites good
+checkpoints with NaN weights. Every lightning-pde module calls :func:`check_finite_losses` on its named terms before
+it returns the loss, so the step with the bad term never reaches the optimizer, and Lightning writes no checkpoint
+on an exception: the last checkpoint written before that step is kept as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf during training."""
+
+
+def check_finite_losses(owner: str, losses: Mapping[str, Tensor], step: int) -> None:
+    """Raise :class:`NonFiniteLossError` naming every non-finite term of `losses` (scalars) at `step`.
+
+    One device synchronisation per call: the terms are checked together, and one by one only when something is
+    wrong."""
+    if not losses:
+        return
+    values = torch.stack([value.detach().reshape(()).float() for value in losses.values()])
+    if bool(torch.isfinite(values).all()):
+        return
+    bad = ", ".join(f"{name}={float(value):g}" for name, value in zip(losses, values.tolist())
+                    if not torch.isfinite(torch.tensor(value)))
+    raise NonFiniteLossError(f"{owner}: non-finite loss term at step {step}: {bad}. Training stopped before this "
+                             f"step's update; the last checkpoint written before it is unchanged")
