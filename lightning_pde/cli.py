@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
@@ -21,7 +22,7 @@ from lightning_pde.checkpoint_io import AtomicCheckpointIO
 from lightning_pde.modules.finite import NonFiniteLossError
 
 #: exceptions that are the user's to fix; shown as one line, not a traceback (``LPDE_DEBUG=1`` shows it)
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, registry.PluginError)
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, registry.PluginError, MisconfigurationException)
 
 
 class LPDECLI(LightningCLI):

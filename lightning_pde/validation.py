@@ -57,3 +57,33 @@ def finite_1d(owner: str, name: str, values: object) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{owner}: {name} must be finite, got {array[~np.isfinite(array)][:3]}")
     return array
+
+
+def boolean(owner: str, name: str, value: object) -> bool:
+    """`value` if it is a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}: {name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def integer_list(owner: str, name: str, values: object, minimum: int = 1) -> list[int]:
+    """`values` as a non-empty list of integers >= `minimum`."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not values or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum for v in values):
+        raise ValueError(f"{owner}: {name} must be a non-empty list of integers >= {minimum}, got {values!r}")
+    return [int(v) for v in values]
+
+
+def name_list(owner: str, name: str, values: object) -> list[str]:
+    """`values` as a non-empty list of non-empty strings (input or condition names)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not values or any(
+            not isinstance(v, str) or not v for v in values):
+        raise ValueError(f"{owner}: {name} must be a non-empty list of names, got {values!r}")
+    return list(values)
+
+
+def nonempty_str(owner: str, name: str, value: object) -> str:
+    """`value` if it is a non-empty string (a file name, an input or condition name)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{owner}: {name} must be a non-empty string, got {value!r}")
+    return value

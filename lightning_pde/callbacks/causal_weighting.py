@@ -9,6 +9,8 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
+from lightning_pde.validation import nonempty_str, positive_float, positive_int
+
 
 class CausalWeighting(Callback):
     """Replace the PDE term's mean square by the causally weighted loss of Wang, Sankaran & Perdikaris (2022,
@@ -27,10 +29,10 @@ class CausalWeighting(Callback):
 
     def __init__(self, epsilon: float = 1.0, n_chunks: int = 32, time_input: str = "t",
                  condition: str = "pde") -> None:
-        if not epsilon > 0:
-            raise ValueError(f"CausalWeighting: epsilon must be > 0, got {epsilon!r}")
-        if isinstance(n_chunks, bool) or not isinstance(n_chunks, int) or n_chunks < 1:
-            raise ValueError(f"CausalWeighting: n_chunks must be an integer >= 1, got {n_chunks!r}")
+        epsilon = positive_float("CausalWeighting", "epsilon", epsilon)
+        n_chunks = positive_int("CausalWeighting", "n_chunks", n_chunks)
+        time_input = nonempty_str("CausalWeighting", "time_input", time_input)
+        condition = nonempty_str("CausalWeighting", "condition", condition)
         self.epsilon, self.n_chunks, self.time_input, self.condition = epsilon, n_chunks, time_input, condition
         self.min_weight = 1.0
 

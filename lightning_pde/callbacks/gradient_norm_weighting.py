@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from lightning_pde.validation import nonnegative_float, positive_float, positive_int
+
 
 class GradientNormWeighting(Callback):
     """Every `update_every` steps set each condition's weight so that all weighted terms have gradients of the same
@@ -22,12 +24,10 @@ class GradientNormWeighting(Callback):
     """
 
     def __init__(self, update_every: int = 100, alpha: float = 0.9, max_weight: float = 1e4) -> None:
-        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
-            raise ValueError(f"GradientNormWeighting: update_every must be an integer >= 1, got {update_every!r}")
-        if not 0 <= alpha < 1:
+        update_every = positive_int("GradientNormWeighting", "update_every", update_every)
+        if not nonnegative_float("GradientNormWeighting", "alpha", alpha) < 1:
             raise ValueError(f"GradientNormWeighting: alpha must be in [0, 1), got {alpha!r}")
-        if not max_weight > 0:
-            raise ValueError(f"GradientNormWeighting: max_weight must be > 0, got {max_weight!r}")
+        max_weight = positive_float("GradientNormWeighting", "max_weight", max_weight)
         self.update_every, self.alpha, self.max_weight = update_every, alpha, max_weight
         self.weights: dict[str, float] = {}
 

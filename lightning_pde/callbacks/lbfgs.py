@@ -9,6 +9,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from lightning_pde.validation import boolean, nonnegative_float, positive_float
+
 
 class AdamThenLBFGS(Callback):
     """Train with the module's own optimizer (Adam) for `switch_step` steps, then with L-BFGS (strong-Wolfe line
@@ -39,8 +41,10 @@ class AdamThenLBFGS(Callback):
                                      ("history_size", history_size, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"AdamThenLBFGS: {name} must be an integer >= {minimum}, got {value!r}")
-        if not lr > 0:
-            raise ValueError(f"AdamThenLBFGS: lr must be > 0, got {lr!r}")
+        lr = positive_float("AdamThenLBFGS", "lr", lr)
+        tolerance_grad = nonnegative_float("AdamThenLBFGS", "tolerance_grad", tolerance_grad)
+        tolerance_change = nonnegative_float("AdamThenLBFGS", "tolerance_change", tolerance_change)
+        float64 = boolean("AdamThenLBFGS", "float64", float64)
         self.switch_step, self.lbfgs_iterations = switch_step, lbfgs_iterations
         self.iterations_per_step, self.lr, self.history_size = iterations_per_step, lr, history_size
         self.tolerance_grad, self.tolerance_change, self.float64 = tolerance_grad, tolerance_change, float64

@@ -9,6 +9,8 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info
 
+from lightning_pde.validation import nonempty_str
+
 
 class ResidualAdaptiveRefinement(Callback):
     """Every `every_n_epochs` epochs draw `n_candidates` points for a condition, evaluate its residual there and add
@@ -30,6 +32,7 @@ class ResidualAdaptiveRefinement(Callback):
                             ("n_add", n_add), ("max_added", max_added)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ResidualAdaptiveRefinement: {name} must be an integer >= 1, got {value!r}")
+        condition = nonempty_str("ResidualAdaptiveRefinement", "condition", condition)
         if n_add > n_candidates:
             raise ValueError(f"ResidualAdaptiveRefinement: n_add ({n_add}) must not exceed n_candidates "
                              f"({n_candidates})")

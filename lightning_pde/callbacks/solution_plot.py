@@ -10,6 +10,8 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
+from lightning_pde.validation import nonempty_str, positive_int
+
 
 class SolutionPlot(Callback):
     """Write a PNG of prediction, reference and |error| on the problem's evaluation grid, and the training loss
@@ -23,8 +25,8 @@ class SolutionPlot(Callback):
     """
 
     def __init__(self, filename: str = "solution.png", log_every_n_steps: int = 10) -> None:
-        if log_every_n_steps < 1:
-            raise ValueError(f"SolutionPlot: log_every_n_steps must be >= 1, got {log_every_n_steps!r}")
+        filename = nonempty_str("SolutionPlot", "filename", filename)
+        log_every_n_steps = positive_int("SolutionPlot", "log_every_n_steps", log_every_n_steps)
         self.filename, self.log_every_n_steps = filename, log_every_n_steps
         self.loss_history: list[tuple[int, float]] = []
         self.path: Path | None = None

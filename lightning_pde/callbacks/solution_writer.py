@@ -11,6 +11,8 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info
 
+from lightning_pde.validation import nonempty_str
+
 
 class SolutionWriter(BasePredictionWriter):
     """Collect ``predict_step`` outputs and write them, rank 0 only, to `path` as an ``.npz`` with arrays
@@ -23,7 +25,7 @@ class SolutionWriter(BasePredictionWriter):
 
     def __init__(self, path: str = "predictions.npz") -> None:
         super().__init__(write_interval="epoch")
-        self.path = path
+        self.path = nonempty_str("SolutionWriter", "path", path)
         self.written: Path | None = None
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any,

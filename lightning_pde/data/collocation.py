@@ -78,7 +78,7 @@ class CollocationDataModule(pl.LightningDataModule):
         if sampling not in SAMPLING_METHODS:
             raise ValueError(f"CollocationDataModule: sampling must be one of {SAMPLING_METHODS}, got {sampling!r}")
         for name, value, minimum in (("resample_every", resample_every, 0), ("steps_per_epoch", steps_per_epoch, 1),
-                                     ("eval_batch_size", eval_batch_size, 1)):
+                                     ("eval_batch_size", eval_batch_size, 1), ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"CollocationDataModule: {name} must be an integer >= {minimum}, got {value!r}")
         bad = {k: v for k, v in (n_points or {}).items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from lightning_pde.derivatives.forward_laplacian import InputSelector, concatenate, elementwise
 from lightning_pde.spec import Configurable
+from lightning_pde.validation import boolean, integer_at_least, name_list, positive_float, positive_int
 
 
 class Embedding(nn.Module, Configurable):
@@ -46,11 +47,8 @@ class PeriodicEmbedding(Embedding):
 
     def __init__(self, inputs: Sequence[str] = ("x",), harmonics: int = 1) -> None:
         super().__init__()
-        if not inputs:
-            raise ValueError("PeriodicEmbedding: inputs must name at least one input")
-        if isinstance(harmonics, bool) or not isinstance(harmonics, int) or harmonics < 1:
-            raise ValueError(f"PeriodicEmbedding: harmonics must be an integer >= 1, got {harmonics!r}")
-        self.inputs, self.harmonics = list(inputs), harmonics
+        self.inputs = name_list("PeriodicEmbedding", "inputs", inputs)
+        self.harmonics = positive_int("PeriodicEmbedding", "harmonics", harmonics)
 
     def build(self, input_names: Sequence[str], periods: dict[str, float]) -> int:
         not_periodic = [name for name in self.inputs if name not in periods]
@@ -96,11 +94,10 @@ class FourierFeatures(Embedding):
 
     def __init__(self, n_features: int = 64, scale: float = 1.0, keep_inputs: bool = True, seed: int = 0) -> None:
         super().__init__()
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"FourierFeatures: n_features must be an integer >= 1, got {n_features!r}")
-        if not scale > 0:
-            raise ValueError(f"FourierFeatures: scale must be > 0, got {scale!r}")
-        self.n_features, self.scale, self.keep_inputs, self.seed = n_features, scale, keep_inputs, seed
+        self.n_features = positive_int("FourierFeatures", "n_features", n_features)
+        self.scale = positive_float("FourierFeatures", "scale", scale)
+        self.keep_inputs = boolean("FourierFeatures", "keep_inputs", keep_inputs)
+        self.seed = integer_at_least("FourierFeatures", "seed", seed, 0)
 
     def build(self, input_names: Sequence[str], periods: dict[str, float]) -> int:
         generator = torch.Generator().manual_seed(self.seed)

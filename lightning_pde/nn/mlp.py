@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from lightning_pde.derivatives.forward_laplacian import ELEMENTWISE, elementwise, input_selector, linear
 from lightning_pde.nn.embeddings import Embedding
 from lightning_pde.spec import Configurable
+from lightning_pde.validation import integer_list
 
 ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "cos": torch.cos}
 
@@ -34,11 +35,9 @@ class MLP(nn.Module, Configurable):
                  in_features: int | None = None, out_features: int | None = None,
                  embedding: Embedding | None = None) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        hidden = list(hidden)
-        if not hidden or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden):
-            raise ValueError(f"MLP: hidden must be a non-empty list of integers >= 1, got {hidden!r}")
+        hidden = integer_list("MLP", "hidden", hidden)
         self.hidden = hidden
         self.activation = activation
         self._activation = ACTIVATIONS[activation]
