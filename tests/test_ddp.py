@@ -1,0 +1,91 @@
+"""Lightning's DDP strategy on CPU (gloo): two real processes, launched by Lightning and by torchrun as two nodes.
+Each rank's collocation points are a disjoint shard, and together they are the single-process point set."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import lightning_pde
+from lightning_pde.data import CollocationDataModule
+from lightning_pde.problems import Burgers
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs" / "ddp" / "burgers.yaml")
+TINY = ["--model.init_args.problem.init_args.n_pde=301", "--model.init_args.problem.init_args.n_initial=40",
+        "--model.init_args.problem.init_args.n_boundary=40", "--model.init_args.net.init_args.hidden=[8]",
+        "--data.init_args.steps_per_epoch=3", "--trainer.max_steps=6", "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false", "--trainer.check_val_every_n_epoch=1",
+        "--trainer.limit_val_batches=1"]
+
+
+def env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_TIPS": "1",
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+
+
+def probe(directory):
+    return ["--trainer.callbacks+=ddp_probe.ShardDump", f"--trainer.callbacks.directory={directory}"]
+
+
+def single_process_points():
+    data = CollocationDataModule(sampling="sobol", seed=0, problem=Burgers(n_pde=301, n_initial=40, n_boundary=40))
+    data.setup("fit")
+    return data.sample(0)
+
+
+def assert_disjoint_shards_of_the_single_process_set(directory, world_size):
+    shards = [torch.load(Path(directory) / f"rank{r}.pt", weights_only=True) for r in range(world_size)]
+    assert [s["global_rank"] for s in shards] == list(range(world_size))
+    assert all(s["world_size"] == world_size for s in shards)
+    full = single_process_points()
+    for name in shards[0]["points"]:  # hard constraints leave only "pde"
+        parts = [s["points"][name] for s in shards]
+        rows = [{tuple(p.tolist()) for p in part} for part in parts]
+        assert all(len(r) == len(part) for r, part in zip(rows, parts))
+        for i in range(world_size):
+            for j in range(i + 1, world_size):
+                assert not rows[i] & rows[j], f"ranks {i} and {j} share {name} points"
+        assert set().union(*rows) == {tuple(p.tolist()) for p in full[name]}, name
+    return shards
+
+
+def test_lightning_ddp_two_processes_shard_points_and_checkpoint(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lightning_pde", "fit", "--config", CONFIG, *TINY,
+                             "--trainer.devices=2", "--trainer.callbacks.dirpath=" + str(tmp_path / "ckpt"),
+                             *probe(tmp_path / "shards")],
+                            capture_output=True, text=True, cwd=tmp_path, env=env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    assert_disjoint_shards_of_the_single_process_set(tmp_path / "shards", 2)
+    module = lightning_pde.load(tmp_path / "ckpt" / "last.ckpt")
+    assert module.problem.name == "Burgers" and module.hard_constraints
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_nodes_one_process_each(tmp_path):
+    """`torchrun` as on a 2-node cluster (both "nodes" on this machine): Lightning picks up the torchelastic
+    environment, num_nodes=2 x devices=1 makes a world of 2."""
+    port = str(free_port())
+    commands = [[sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={node}",
+                 "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={port}",
+                 "-m", "lightning_pde", "fit", "--config", CONFIG, *TINY, "--trainer.devices=1",
+                 "--trainer.num_nodes=2", "--trainer.callbacks.dirpath=" + str(tmp_path / "ckpt"),
+                 *probe(tmp_path / "shards")] for node in (0, 1)]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                              env=env()) for c in commands]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
+    shards = assert_disjoint_shards_of_the_single_process_set(tmp_path / "shards", 2)
+    assert [s["node_rank"] for s in shards] == [0, 1] and {s["num_nodes"] for s in shards} == {2}
+    assert {s["environment"] for s in shards} == {"TorchElasticEnvironment"}
+    assert lightning_pde.load(tmp_path / "ckpt" / "last.ckpt").problem.name == "Burgers"
