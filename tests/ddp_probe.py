@@ -19,3 +19,17 @@ class ShardDump(Callback):
                     "node_rank": trainer.node_rank, "num_nodes": trainer.num_nodes,
                     "environment": type(trainer.strategy.cluster_environment).__name__},
                    Path(self.directory) / f"rank{trainer.global_rank}.pt")
+
+
+class PoisonRank(Callback):
+    """Make the PDE residual infinite on one rank from step `step` on."""
+
+    def __init__(self, rank: int, step: int) -> None:
+        self.rank, self.step = rank, step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_rank == self.rank and trainer.global_step == self.step:
+            import dataclasses
+
+            pde = pl_module.conditions["pde"]
+            pl_module.conditions["pde"] = dataclasses.replace(pde, residual=lambda f: pde.residual(f) * float("inf"))

@@ -89,3 +89,16 @@ def test_torchrun_two_nodes_one_process_each(tmp_path):
     assert [s["node_rank"] for s in shards] == [0, 1] and {s["num_nodes"] for s in shards} == {2}
     assert {s["environment"] for s in shards} == {"TorchElasticEnvironment"}
     assert lightning_pde.load(tmp_path / "ckpt" / "last.ckpt").problem.name == "Burgers"
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
+    """Rank 1 alone gets an infinite PDE residual at step 3; both ranks must stop with the message (no hang)."""
+    result = subprocess.run([sys.executable, "-m", "lightning_pde", "fit", "--config", CONFIG, *TINY,
+                             "--trainer.devices=2", "--trainer.callbacks+=ddp_probe.PoisonRank",
+                             "--trainer.callbacks.rank=1", "--trainer.callbacks.step=3"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env(), timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    # Both ranks report it themselves; without the cross-rank check rank 0 dies in gloo ("Connection closed by
+    # peer") or, with NCCL, waits in the all-reduce until the timeout.
+    assert result.stderr.count("lpde: error: PINN: non-finite loss term at step 3: pde=inf") == 2, result.stderr[-3000:]
+    assert "Connection closed" not in result.stderr

@@ -22,10 +22,16 @@ def check_finite_losses(owner: str, losses: Mapping[str, Tensor], step: int) -> 
     """Raise :class:`NonFiniteLossError` naming every non-finite term of `losses` (scalars) at `step`.
 
     One device synchronisation per call: the terms are checked together, and one by one only when something is
-    wrong."""
+    wrong. Under torch.distributed the terms are summed across ranks first (one small all-reduce), so every rank
+    raises at the same step."""
     if not losses:
         return
     values = torch.stack([value.detach().reshape(()).float() for value in losses.values()])
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # NaN and Inf survive a sum: every rank sees a bad term of any rank and all stop together, instead of the
+        # healthy ranks waiting forever in the next gradient all-reduce.
+        values = values.clone()
+        torch.distributed.all_reduce(values)
     if bool(torch.isfinite(values).all()):
         return
     bad = ", ".join(f"{name}={float(value):g}" for name, value in zip(losses, values.tolist())
