@@ -21,13 +21,15 @@ from protocol import (LEARNING_RATE, PROBLEMS, Reference, TrainingClock, argumen
                       parse_args)
 
 from lightning_pde.data import CollocationDataModule
+from lightning_pde.derivatives import Autograd, SinglePass
 from lightning_pde.modules import PINN
 from lightning_pde.nn import MLP
 from lightning_pde.problems import Burgers, Poisson2D
 
 
-def build(problem: str) -> tuple[PINN, CollocationDataModule]:
-    """The module and data module for `problem` with the settings in `protocol.PROBLEMS`."""
+def build(problem: str, engine: str = "Autograd", compile: bool = False) -> tuple[PINN, CollocationDataModule]:
+    """The module and data module for `problem` with the settings in `protocol.PROBLEMS`, derivatives by `engine`
+    (``Autograd`` or ``SinglePass``), the loss through torch.compile if `compile`."""
     setup = PROBLEMS[problem]
     if problem == "poisson":
         pde = Poisson2D(n_pde=setup["n_pde"], n_boundary=setup["n_boundary"])
@@ -35,6 +37,7 @@ def build(problem: str) -> tuple[PINN, CollocationDataModule]:
         pde = Burgers(nu=setup["nu"], n_pde=setup["n_pde"], n_initial=setup["n_initial"],
                       n_boundary=setup["n_boundary"])
     module = PINN(pde, net=MLP(hidden=setup["hidden"], activation="tanh"),
+                  derivatives=Autograd() if engine == "Autograd" else SinglePass(), compile=compile,
                   optimizer=functools.partial(torch.optim.Adam, lr=LEARNING_RATE))
     # Sobol points (the data module's default); the seed fixes them.
     return module, CollocationDataModule(steps_per_epoch=500, seed=0)
@@ -89,9 +92,12 @@ def main() -> None:
     parser = argument_parser("lightning-pde")
     parser.add_argument("--loop", choices=("trainer", "plain"), default="trainer",
                         help="pl.Trainer, or a bare loop over PINN.condition_losses")
+    parser.add_argument("--engine", choices=("Autograd", "SinglePass"), default="Autograd",
+                        help="derivative engine")
+    parser.add_argument("--compile", action="store_true", help="PINN(compile=True): the loss through torch.compile")
     options = parse_args(parser)
     configure_torch(options.seed, options.threads)
-    module, datamodule = build(options.problem)
+    module, datamodule = build(options.problem, options.engine, options.compile)
     if options.reference is not None:
         reference = Reference.load(options.reference)
     else:
@@ -103,7 +109,8 @@ def main() -> None:
     rows = train(module, datamodule, clock)
     notes = ("pl.Trainer, Sobol points, inputs normalised to [-1, 1], Xavier-normal init"
              if options.loop == "trainer" else "plain loop over PINN.condition_losses, otherwise as the Trainer run")
-    emit(clock.result("lightning-pde", version("lightning-pde"), options, rows, notes=notes, loop=options.loop))
+    emit(clock.result("lightning-pde", version("lightning-pde"), options, rows, notes=notes, loop=options.loop,
+                      engine=options.engine, compile=options.compile))
 
 
 if __name__ == "__main__":

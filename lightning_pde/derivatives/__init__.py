@@ -5,6 +5,7 @@ from lightning_pde.derivatives.autograd import Autograd, AutogradFields
 from lightning_pde.derivatives.base import DerivativeEngine, Fields, parse_derivative
 from lightning_pde.derivatives.forward import Forward, ForwardFields
 from lightning_pde.derivatives.forward_laplacian import ForwardLaplacian, ForwardLaplacianFields
+from lightning_pde.derivatives.single_pass import SinglePass, SinglePassFields
 
 __all__ = ["Autograd", "AutogradFields", "DerivativeEngine", "Fields", "Forward", "ForwardFields", "ForwardLaplacian",
-           "ForwardLaplacianFields", "parse_derivative"]
+           "ForwardLaplacianFields", "SinglePass", "SinglePassFields", "parse_derivative"]

@@ -86,20 +86,28 @@ def elementwise(name: str, z: Tensor, jacobian: Tensor, laplacian: Tensor,
                 inputs: InputSelector) -> tuple[Tensor, Tensor, Tensor]:
     """a = s(z) for s in :data:`ELEMENTWISE`: J_a = s'(z) J_z, L_a = s'(z) L_z + s''(z) sum_{i in S} J_z[:, i]^2.
 
-    Shapes: z (N, k), jacobian (N or 1, d, k), laplacian (N or 1, k); returns (N, k), (N, d, k), (N, k).
+    The second-order part is either summed over S, laplacian (N or 1, k), or kept per direction of S (the diagonal
+    of the Hessian, used by :class:`~lightning_pde.derivatives.SinglePass`), laplacian (N or 1, |S|, k), with
+    D_a[i] = s'(z) D_z[i] + s''(z) J_z[:, i]^2; every rule here takes either form.
+
+    Shapes: z (N, k), jacobian (N or 1, d, k); returns (N, k), (N, d, k) and the second-order part in its form.
     """
     value, first, second = ELEMENTWISE[name](z)
+    if laplacian.dim() == 3:
+        first_, second_ = first[:, None, :], second[:, None, :]
+        return value, first_ * jacobian, first_ * laplacian + second_ * jacobian[:, inputs].square()
     curvature = jacobian[:, inputs].square().sum(dim=1)
     return value, first[:, None, :] * jacobian, first * laplacian + second * curvature
 
 
 def concatenate(blocks: Sequence[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
-    """Features side by side: each block (value (N, k_j), jacobian (N or 1, d, k_j), laplacian (N or 1, k_j)),
-    shared (size-1) leading dimensions broadcast to N. Returns (N, sum k_j), (N, d, sum k_j), (N, sum k_j)."""
+    """Features side by side: each block (value (N, k_j), jacobian (N or 1, d, k_j), second-order part
+    (N or 1, k_j) or (N or 1, |S|, k_j)), shared (size-1) leading dimensions broadcast to N.
+    Returns (N, sum k_j), (N, d, sum k_j) and (N, [|S|,] sum k_j)."""
     n = blocks[0][0].shape[0]
     return (torch.cat([value for value, _, _ in blocks], dim=1),
             torch.cat([jacobian.expand(n, -1, -1) for _, jacobian, _ in blocks], dim=2),
-            torch.cat([laplacian.expand(n, -1) for _, _, laplacian in blocks], dim=1))
+            torch.cat([laplacian.expand(n, *laplacian.shape[1:]) for _, _, laplacian in blocks], dim=-1))
 
 
 class ForwardLaplacianFields(Fields):

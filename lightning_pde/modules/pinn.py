@@ -11,7 +11,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from lightning_pde.derivatives import Autograd, DerivativeEngine, Fields
+from lightning_pde.derivatives import Autograd, DerivativeEngine, Fields, SinglePass
 from lightning_pde.derivatives.base import FieldsView
 from lightning_pde.modules.finite import check_finite_losses
 from lightning_pde.metrics import PDEResidual, RelativeL2Error
@@ -19,6 +19,7 @@ from lightning_pde.nn import MLP
 from lightning_pde.problems import Problem
 from lightning_pde import CHECKPOINT_CLASS_KEY
 from lightning_pde.spec import class_path, from_spec, to_spec
+from lightning_pde.validation import boolean
 
 
 def checkpoint_hparams(hparams: dict[str, Any]) -> None:
@@ -48,6 +49,9 @@ class PINN(pl.LightningModule):
             rows, as DeepXDE does).
         hard_constraints: use the problem's output transform (``problem.hard_constraint``) so that its
             ``hard_conditions`` hold exactly; those conditions then leave the loss.
+        compile: compile the loss with ``torch.compile`` (fused kernels; the first step pays the compilation, a few
+            seconds). Needs the :class:`~lightning_pde.derivatives.SinglePass` engine, whose loss contains no
+            ``torch.autograd.grad``, and residuals with first and pure second derivatives only.
         optimizer: optimizer factory (Lightning CLI ``OptimizerCallable``); default Adam with lr 1e-3.
         lr_scheduler: optional learning-rate scheduler factory (``LRSchedulerCallable``).
 
@@ -66,6 +70,7 @@ class PINN(pl.LightningModule):
         normalize_inputs: bool = True,
         hard_constraints: bool = False,
         fused: bool = True,
+        compile: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -111,6 +116,10 @@ class PINN(pl.LightningModule):
         self.register_buffer("input_center", center.float(), persistent=False)
         self.register_buffer("input_scale", inv_half_width.float(), persistent=False)
         self._check_conditions()
+        self.compile_loss = boolean("PINN", "compile", compile)
+        if self.compile_loss:
+            self._check_compilable()
+        self._compiled_losses: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
         self.val_rel_l2, self.test_rel_l2 = RelativeL2Error(), RelativeL2Error()
         self.val_residual, self.test_residual = PDEResidual(), PDEResidual()
 
@@ -129,18 +138,46 @@ class PINN(pl.LightningModule):
                 raise ValueError(f"PINN: condition {name!r} of {self.problem.name} cannot be evaluated with the "
                                  f"{type(self.derivatives).__name__} engine: {message}") from error
 
+    def _check_compilable(self) -> None:
+        """compile=True: the loss must be a plain forward computation (no autograd.grad inside it)."""
+        if not isinstance(self.derivatives, SinglePass):
+            raise ValueError(f"PINN: compile=True needs the SinglePass derivative engine (its loss has no "
+                             f"torch.autograd.grad inside, which torch.compile cannot compile), got "
+                             f"{type(self.derivatives).__name__}")
+        generator = torch.Generator().manual_seed(0)
+        dtype = next(self.net.parameters(), torch.empty(0)).dtype
+        for name, cond in self.conditions.items():
+            fields = self.derivatives.fields(self, cond.sample(2, generator, "uniform").to(dtype),
+                                             self.problem.input_names, self.problem.output_names)
+            cond.residual(fields)
+            if fields.used_reverse:
+                raise ValueError(f"PINN: compile=True, but condition {name!r} of {self.problem.name} asks for a mixed "
+                                 "or third-order derivative, which SinglePass takes from reverse mode; use "
+                                 "compile=False")
+
+    def losses(self, points: dict[str, Tensor]) -> dict[str, Tensor]:
+        """:meth:`condition_losses`, through ``torch.compile`` when the module was built with compile=True."""
+        if not self.compile_loss:
+            return self.condition_losses(points)
+        if self._compiled_losses is None:
+            self._compiled_losses = torch.compile(self.condition_losses)
+        return self._compiled_losses(points)
+
     def forward(self, x: Tensor) -> Tensor:
         """x (N, n_inputs) -> u (N, n_outputs)."""
         n = self.net((x - self.input_center) * self.input_scale)
         return self.problem.hard_constraint(x, n) if self.hard_constraints else n
 
-    def forward_laplacian(self, x: Tensor, laplacian_inputs: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+    def forward_laplacian(self, x: Tensor, laplacian_inputs: list[int],
+                          diagonal: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """u, du/dx and the Laplacian over the inputs `laplacian_inputs` (indices) in one forward pass, for the
         :class:`~lightning_pde.derivatives.ForwardLaplacian` engine (Li et al. 2023, arXiv 2307.08066).
 
         x (N, n_inputs) -> u (N, n_outputs), Jacobian (N, n_inputs, n_outputs), Laplacian (N, n_outputs). The input
         normalisation is affine, so the propagation starts from its Jacobian diag(input_scale), the same at every
-        point, and a zero Laplacian.
+        point, and a zero Laplacian. With ``diagonal=True`` the last result is instead every d^2u/dx_i^2 for i in
+        `laplacian_inputs`, (N, len(laplacian_inputs), n_outputs) (the :class:`~lightning_pde.derivatives.SinglePass`
+        engine).
 
         Raises:
             NotImplementedError: with hard constraints (the output transform is an arbitrary function of x and u).
@@ -154,8 +191,9 @@ class PINN(pl.LightningModule):
             raise ValueError(f"PINN: the network ({type(self.net).__name__}) has no forward_laplacian(x, jacobian, "
                              "laplacian, laplacian_inputs) method; use the Autograd engine")
         scale = self.input_scale.to(x.dtype)
+        second = x.new_zeros(1, len(laplacian_inputs), x.shape[1]) if diagonal else x.new_zeros(1, x.shape[1])
         return self.net.forward_laplacian((x - self.input_center) * self.input_scale, torch.diag(scale)[None],
-                                          x.new_zeros(1, x.shape[1]), laplacian_inputs)
+                                          second, laplacian_inputs)
 
     def fields(self, x: Tensor) -> Fields:
         """The network's outputs and derivatives at `x` (N, n_inputs), by name (``f["u_xx"]``)."""
@@ -182,7 +220,7 @@ class PINN(pl.LightningModule):
         return losses
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        losses = self.condition_losses(batch)
+        losses = self.losses(batch)
         check_finite_losses(type(self).__name__, losses, self.global_step)
         loss = sum(self.loss_weights[name] * value for name, value in losses.items())
         # Lightning's self.log costs ~1 ms a call on the CPU, a quarter of a small PINN's step; the logger only

@@ -77,7 +77,7 @@ class PeriodicEmbedding(Embedding):
 
         angular = self.angular.to(x.dtype)
         periodic = (angles(x), angles(jacobian), angles(laplacian))
-        return concatenate([(x[:, self.other_index], jacobian[..., self.other_index], laplacian[:, self.other_index]),
+        return concatenate([(x[:, self.other_index], jacobian[..., self.other_index], laplacian[..., self.other_index]),
                             elementwise("cos", *periodic, inputs), elementwise("sin", *periodic, inputs)])
 
 

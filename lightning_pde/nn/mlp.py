@@ -96,7 +96,9 @@ class MLP(nn.Module, Configurable):
         Args:
             x: the network's input, (N, in_features).
             jacobian: dx/dy, (N or 1, d, in_features); default the identity (y = x, d = in_features).
-            laplacian: sum_{i in S} d^2 x / dy_i^2, (N or 1, in_features); default zero.
+            laplacian: sum_{i in S} d^2 x / dy_i^2, (N or 1, in_features); default zero. Given per direction
+                instead, d^2 x / dy_i^2 for i in S as (N or 1, |S|, in_features), the result is per direction too
+                (the diagonal of the Hessian over S, for :class:`~lightning_pde.derivatives.SinglePass`).
             laplacian_inputs: the subset S, indices into the d directions; default all.
 
         Returns:

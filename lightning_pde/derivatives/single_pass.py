@@ -1,0 +1,97 @@
+"""Every derivative a typical PINN residual needs from one forward pass: value, Jacobian and Hessian diagonal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from lightning_pde.derivatives.autograd import AutogradFields
+from lightning_pde.derivatives.base import DerivativeEngine, Fields, Network
+
+
+class SinglePassFields(Fields):
+    """u, du/dx_i and d^2u/dx_i^2 for every input i, from one propagation of the forward-Laplacian rules that keeps
+    the second derivatives per direction instead of summing them (Li et al. 2023, arXiv 2307.08066, Sec. 3, with
+    the Hessian diagonal in place of its trace).
+
+    Laplacians over any subset of the inputs are sums of that diagonal. No ``torch.autograd.grad`` is involved, so
+    the loss is an ordinary forward computation: its gradient is one backward pass and ``torch.compile`` can fuse
+    the whole thing (``PINN(compile=True)``). A mixed or higher-order derivative (u_xt, u_xxx) falls back to reverse
+    mode on the same points (:attr:`reverse`, created on first use), which ``used_reverse`` records.
+
+    Args:
+        net: the network with ``forward_laplacian(x, laplacian_inputs, diagonal=True)`` returning u (N, m), the
+            Jacobian (N, d, m) and the Hessian diagonal (N, d, m), as :class:`~lightning_pde.modules.PINN` does.
+        x: the points, (N, d).
+        input_names: names of the d input columns.
+        output_names: names of the m output columns.
+
+    Raises:
+        ValueError: when `net` has no ``forward_laplacian`` or returns wrong shapes.
+    """
+
+    def __init__(self, net: Network, x: Tensor, input_names: Sequence[str], output_names: Sequence[str]) -> None:
+        if not callable(getattr(net, "forward_laplacian", None)):
+            raise ValueError(f"SinglePass: the network ({type(net).__name__}) has no forward_laplacian(x, "
+                             "laplacian_inputs, diagonal) method; use the Autograd engine (or a PINN, which has it)")
+        super().__init__(net, x, input_names, output_names)
+        n, d, m = x.shape[0], x.shape[1], len(self.output_names)
+        u, jacobian, diagonal = net.forward_laplacian(x, laplacian_inputs=list(range(d)), diagonal=True)
+        for what, got, want in (("u", u, (n, m)), ("Jacobian", jacobian, (n, d, m)),
+                                ("Hessian diagonal", diagonal, (n, d, m))):
+            if tuple(got.shape) != want:
+                raise ValueError(f"SinglePass: {type(net).__name__}.forward_laplacian must return the {what} with "
+                                 f"shape {want}, got {tuple(got.shape)}")
+        self._u, self._jacobian, self._diagonal = u, jacobian, diagonal
+        self._reverse: AutogradFields | None = None
+        self.used_reverse = False
+
+    @property
+    def reverse(self) -> AutogradFields:
+        """Reverse-mode fields on the same points, for derivatives the propagation does not carry."""
+        if self._reverse is None:
+            self._reverse = AutogradFields(self.net, self.x, self.input_names, self.output_names)
+            self.used_reverse = True
+        return self._reverse
+
+    def partial(self, output: int, inputs: tuple[int, ...]) -> Tensor:
+        if not inputs:
+            return self._u[:, output]
+        if len(inputs) == 1:
+            return self._jacobian[:, inputs[0], output]
+        if len(inputs) == 2 and inputs[0] == inputs[1]:
+            return self._diagonal[:, inputs[0], output]
+        return self.reverse.partial(output, inputs)
+
+    @property
+    def u(self) -> Tensor:
+        return self._u
+
+    def grad(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
+        """Gradient of `output` over `inputs` (default: all), (N, len(inputs)): a slice of the Jacobian."""
+        k, indices = self.indices(output, inputs)
+        return self._jacobian[:, indices, k]
+
+    def laplacian(self, output: str = "u", inputs: Sequence[str] | None = None) -> Tensor:
+        """Sum of d^2 output / dx_i^2 over `inputs` (default: all), (N,): a sum over the Hessian diagonal."""
+        k, indices = self.indices(output, inputs)
+        return self._diagonal[:, indices, k].sum(dim=1)
+
+
+class SinglePass(DerivativeEngine):
+    """Value, Jacobian and Hessian diagonal of the network in one forward pass (:class:`SinglePassFields`).
+
+    The fastest engine on a CPU for problems whose residuals use first derivatives and pure second derivatives only
+    (Poisson, Burgers, Helmholtz, Allen-Cahn, Klein-Gordon, low-dimensional heat): one widened forward pass and one
+    backward pass per step, against a backward pass per derivative order in reverse mode, and the only engine
+    whose loss ``torch.compile`` can compile whole (``PINN(compile=True)``). For the Laplacian in many dimensions
+    (Heat(100)), :class:`~lightning_pde.derivatives.ForwardLaplacian` carries the summed trace instead of d
+    diagonal entries and is cheaper. Needs a network with ``forward_laplacian`` (PINN over an MLP, without hard
+    constraints).
+    """
+
+    fields_class: type[SinglePassFields] = SinglePassFields
+
+    def __init__(self) -> None:
+        pass
