@@ -6,6 +6,8 @@ from lightning_pde.derivatives.base import DerivativeEngine, Fields, parse_deriv
 from lightning_pde.derivatives.forward import Forward, ForwardFields
 from lightning_pde.derivatives.forward_laplacian import ForwardLaplacian, ForwardLaplacianFields
 from lightning_pde.derivatives.single_pass import SinglePass, SinglePassFields
+from lightning_pde.derivatives.stein import Stein, SteinFields
 
 __all__ = ["Autograd", "AutogradFields", "DerivativeEngine", "Fields", "Forward", "ForwardFields", "ForwardLaplacian",
-           "ForwardLaplacianFields", "SinglePass", "SinglePassFields", "parse_derivative"]
+           "ForwardLaplacianFields", "SinglePass", "SinglePassFields", "Stein", "SteinFields",
+           "parse_derivative"]

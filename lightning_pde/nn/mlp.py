@@ -27,14 +27,20 @@ class MLP(nn.Module, Configurable):
         in_features: number of inputs; None to take it from the problem.
         out_features: number of outputs; None to take it from the problem.
         embedding: optional input embedding (``PeriodicEmbedding``, ``FourierFeatures``) before the first layer.
+        quantizer: optional quantizer recipe (an object with ``convert(layer) -> layer``, registered under
+            ``lightning_pde.quantizers``, e.g. ``SMXQuantizer``) applied to every layer when it is built.
 
     Shapes: (N, in_features) -> (N, out_features).
     """
 
     def __init__(self, hidden: Sequence[int] = (32, 32, 32), activation: str = "tanh",
                  in_features: int | None = None, out_features: int | None = None,
-                 embedding: Embedding | None = None) -> None:
+                 embedding: Embedding | None = None, quantizer: object | None = None) -> None:
         super().__init__()
+        if quantizer is not None and not callable(getattr(quantizer, "convert", None)):
+            raise ValueError(f"MLP: quantizer must have a convert(layer) method (e.g. SMXQuantizer), got "
+                             f"{type(quantizer).__name__}")
+        self.quantizer = quantizer
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         hidden = integer_list("MLP", "hidden", hidden)
@@ -68,13 +74,18 @@ class MLP(nn.Module, Configurable):
             names = list(input_names) if input_names is not None else [f"x{i}" for i in range(in_features)]
             first = self.embedding.build(names, dict(periods or {}))
         widths = [first, *self.hidden, out_features]
-        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-            layer = nn.Linear(fan_in, fan_out)
-            nn.init.xavier_normal_(layer.weight)
-            nn.init.zeros_(layer.bias)
-            self.layers.append(layer)
+        for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            layer = self.make_layer(index, fan_in, fan_out)
+            self.layers.append(layer if self.quantizer is None else self.quantizer.convert(layer))
         self.in_features, self.out_features = in_features, out_features
         return self
+
+    def make_layer(self, index: int, fan_in: int, fan_out: int) -> nn.Module:
+        """Layer `index` (fan_in -> fan_out): Xavier-normal ``nn.Linear`` with zero bias; subclasses may differ."""
+        layer = nn.Linear(fan_in, fan_out)
+        nn.init.xavier_normal_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        return layer
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.layers:

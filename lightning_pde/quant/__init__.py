@@ -1,0 +1,9 @@
+"""Number formats for quantized PINN training: SMX fake quantization and its autograd functions (arXiv
+2512.09202), DiffQuant, and the cost model. Quantizer recipes are registered under ``lightning_pde.quantizers``."""
+
+from lightning_pde.quant.diffquant import diffquant_differences, naive_differences
+from lightning_pde.quant.smx import (SMXFakeQuant, SMXLinear, SMXLinearFunction, SMXQuantizer, smx_fake_quant,
+                                     smx_quantize, smx_quantize_reference)
+
+__all__ = ["SMXFakeQuant", "SMXLinear", "SMXLinearFunction", "SMXQuantizer", "diffquant_differences",
+           "naive_differences", "smx_fake_quant", "smx_quantize", "smx_quantize_reference"]

@@ -1,0 +1,60 @@
+"""A Lightning precision plugin that trains a model in emulated SMX (Lu et al. 2025, arXiv 2512.09202)."""
+
+from __future__ import annotations
+
+from pytorch_lightning.plugins.precision import Precision
+from torch import nn
+
+from lightning_pde.nn.tt_linear import TTLinear
+from lightning_pde.quant.smx import SMXLinear, SMXQuantizer
+from lightning_pde.validation import integer_at_least
+
+
+class SMXPrecision(Precision):
+    """Emulated square-block MX training: `convert_module` (called by the strategy once, before the model moves to
+    its device and before DDP wraps it) swaps every ``nn.Linear`` for an
+    :class:`~lightning_pde.quant.SMXLinear` sharing its parameters, and gives every
+    :class:`~lightning_pde.nn.TTLinear` SMX hooks. The forward pass then uses `bits`-bit SMX weights and
+    activations; the backward pass quantizes output gradients to `grad_bits`-bit SMX and reuses the one saved
+    quantized copy of each weight and activation, transposed. Master weights and the optimizer stay in float32.
+
+    Args:
+        bits: SMX element bits of weights and activations (the paper: 8), >= 2.
+        grad_bits: SMX element bits of gradients (the paper: 12), >= 2.
+        block: square tile side (the paper: 4), >= 1.
+
+    Raises:
+        ValueError: in `convert_module` when the model has no Linear or TTLinear layer to quantize.
+    """
+
+    precision = "32-true"
+
+    def __init__(self, bits: int = 8, grad_bits: int = 12, block: int = 4) -> None:
+        super().__init__()
+        self.bits = integer_at_least("SMXPrecision", "bits", bits, 2)
+        self.grad_bits = integer_at_least("SMXPrecision", "grad_bits", grad_bits, 2)
+        self.block = integer_at_least("SMXPrecision", "block", block, 1)
+        self.converted = 0
+
+    def convert_module(self, module: nn.Module) -> nn.Module:
+        quantizer = SMXQuantizer(self.bits, self.grad_bits, self.block)
+        self.converted = 0
+
+        def visit(parent: nn.Module) -> None:
+            for name, child in list(parent.named_children()):
+                if isinstance(child, SMXLinear):
+                    self.converted += 1
+                elif isinstance(child, (nn.Linear, TTLinear)):
+                    setattr(parent, name, quantizer.convert(child))
+                    self.converted += 1
+                else:
+                    visit(child)
+
+        visit(module)
+        if self.converted == 0:
+            raise ValueError(f"SMXPrecision: the model ({type(module).__name__}) has no nn.Linear or TTLinear "
+                             "layer to quantize")
+        return module
+
+    def state_dict(self) -> dict:
+        return {"bits": self.bits, "grad_bits": self.grad_bits, "block": self.block}
