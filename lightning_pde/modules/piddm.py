@@ -1,0 +1,122 @@
+"""PIDDM (Zhang & Zou, arXiv 2505.22391): a one-step student distilled from a diffusion teacher over joint PDE fields
+(a, u), trained on teacher ODE outputs plus the PDE residual of its own samples; forward and inverse problems by
+latent optimisation with observation masks (the paper's Eq. 8 and Algorithm 3, as described in notes/pid.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightning_pde.data.poisson_fields import poisson_residual
+from lightning_pde.diffusion import heun_sample, karras_sigmas
+from lightning_pde.modules.pid import PIDStudent, distance
+from lightning_pde.validation import integer_at_least, nonnegative_float, positive_float, positive_int
+
+RESIDUALS = {"poisson": poisson_residual}
+
+
+class PIDDM(PIDStudent):
+    """One-step field generator x = d(eps) = x_theta(sigma_max eps, sigma_min) (the PID student parametrisation)
+    trained with::
+
+        loss = d(d(eps), Phi(eps)) + lam * mean(R(d(eps))^2) / rms(a)^2
+
+    where Phi(eps) is the teacher's deterministic Heun solution from the same noise (pairs made once per
+    `refresh_every` epochs, `n_pairs` per rank, seeds distinct per rank) and R the PDE residual in data units
+    (``poisson``: -Lap_h u - a with the 5-point operator of :class:`~lightning_pde.data.PoissonFields`),
+    normalised by the data's rms of a. The residual acts on the final sample, not on a posterior mean, so there is
+    no Jensen gap. Conditioning: :meth:`solve` (forward: observe a; inverse: observe u).
+
+    Args:
+        teacher, backbone, data_shape, sigma_min, sigma_max, rho, distance, batch_size, lr, cosine, seed: as in
+            :class:`PIDStudent` (the default backbone is a copy of the teacher's network).
+        lam: weight of the PDE residual term.
+        residual: the PDE residual operator, one of ``poisson``.
+        n_pairs: teacher (noise, sample) pairs per rank.
+        teacher_steps: Karras grid points of the teacher's Heun solves.
+        refresh_every: draw new pairs every this many epochs (0: never).
+    """
+
+    def __init__(self, teacher: str | nn.Module | dict, backbone: nn.Module | None = None,
+                 data_shape: list[int] | None = None, lam: float = 1.0, residual: str = "poisson",
+                 n_pairs: int = 2000, teacher_steps: int = 18, refresh_every: int = 0, sigma_min: float = 0.002,
+                 sigma_max: float = 80.0, rho: float = 7.0, distance: str = "l2", batch_size: int = 64,
+                 lr: float = 2e-4, cosine: bool = False, seed: int = 0) -> None:
+        super().__init__(teacher=teacher, backbone=backbone, data_shape=data_shape, n_grid=teacher_steps,
+                         sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, distance=distance,
+                         batch_size=batch_size, lr=lr, cosine=cosine, seed=seed)
+        self.lam = nonnegative_float("PIDDM", "lam", lam)
+        if residual not in RESIDUALS:
+            raise ValueError(f"PIDDM: residual must be one of {sorted(RESIDUALS)}, got {residual!r}")
+        if len(self.data_shape) != 3 or self.data_shape[0] != 2:
+            raise ValueError(f"PIDDM: the teacher must generate (2, n, n) fields (a, u), got shape "
+                             f"{list(self.data_shape)}")
+        self.residual = RESIDUALS[residual]
+        self.n_pairs = positive_int("PIDDM", "n_pairs", n_pairs)
+        self.teacher_steps = integer_at_least("PIDDM", "teacher_steps", teacher_steps, 2)
+        self.refresh_every = integer_at_least("PIDDM", "refresh_every", refresh_every, 0)
+        self.pairs: tuple[Tensor, Tensor] | None = None
+
+    def physics_loss(self, x: Tensor) -> Tensor:
+        """mean(R(x)^2) / rms(a)^2 for normalised samples x; rms(a) from the teacher's data statistics."""
+        a_scale = self.teacher.to_data(torch.ones_like(x[:1])) - self.teacher.to_data(torch.zeros_like(x[:1]))
+        a_rms = float(a_scale[0, 0].mean()) * self.sigma_data
+        return (self.residual(self.teacher.to_data(x)) ** 2).mean() / a_rms**2
+
+    @torch.no_grad()
+    def make_pairs(self) -> None:
+        z = self.noise(self.n_pairs)
+        sigmas = karras_sigmas(self.teacher_steps, self.sigma_min, self.sigma_max, self.rho)
+        chunks = [heun_sample(self.teacher.denoise, part, sigmas) for part in z.split(500)]
+        self.pairs = (z, torch.cat(chunks))
+
+    def on_train_epoch_start(self) -> None:
+        if self.pairs is None or (self.refresh_every and self.current_epoch % self.refresh_every == 0
+                                  and self.current_epoch > 0):
+            self.make_pairs()
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        z, target = self.pairs
+        pick = torch.randint(len(z), (self.batch_size,), generator=self._noise).to(z.device)
+        x = self.generate(z[pick])
+        distill = distance(self.distance, x, target[pick]).mean()
+        physics = self.physics_loss(x)
+        loss = distill + self.lam * physics
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"PIDDM: non-finite loss at step {self.global_step}")
+        self.log_dict({"train/loss": loss, "train/distill": distill, "train/physics": physics}, prog_bar=True)
+        return loss
+
+    def solve(self, observed: Tensor, mask: Tensor, steps: int = 300, lr: float = 0.05, lam: float = 1.0,
+              generator: torch.Generator | None = None) -> Tensor:
+        """Complete partially observed fields (Algorithm 3): minimise over eps
+        ||(d(eps) - x') * M||^2 + lam * residual(x_mix) with x_mix = x' M + d(eps) (1 - M), in normalised units;
+        returns x_mix in data units. Forward problem: M = 1 on channel a; inverse problem: M = 1 on channel u.
+
+        Args:
+            observed: fields (B, 2, n, n) in data units (unobserved entries are ignored).
+            mask: same shape (or broadcastable), 1 where observed, 0 elsewhere.
+            steps: Adam steps on eps.
+            lr: Adam learning rate.
+            lam: weight of the residual term.
+            generator: seed source of the initial eps.
+        """
+        steps = positive_int("PIDDM.solve", "steps", steps)
+        lr, lam = positive_float("PIDDM.solve", "lr", lr), nonnegative_float("PIDDM.solve", "lam", lam)
+        target = self.teacher.from_data(observed.to(self.sigmas))
+        mask = mask.to(target).expand_as(target)
+        eps = torch.randn(target.shape, generator=generator).to(target).requires_grad_(True)
+        optimizer = torch.optim.Adam([eps], lr=lr)
+        with torch.enable_grad():
+            for _ in range(steps):
+                x = self.generate(self.sigma_max * eps)
+                mixed = target * mask + x * (1 - mask)
+                loss = (((x - target) * mask) ** 2).mean() + lam * self.physics_loss(mixed)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            x = self.generate(self.sigma_max * eps)
+            return self.teacher.to_data(target * mask + x * (1 - mask))
