@@ -1,0 +1,59 @@
+"""Reduced fields: u_n = sum_i c_i Psi_i and its derivatives from precomputed neuron columns (GPT-PINN,
+arXiv 2303.14878, Sec. 2: derivatives of u_n are linear in c, so D u_n = (D Psi) c)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from lightning_pde.problems import Problem
+
+
+def field_keys(problem: Problem) -> list[str]:
+    """The fields a neuron bank stores: each output, its first and pure second derivatives in every input."""
+    keys = []
+    for out in problem.output_names:
+        keys.append(out)
+        keys += [f"{out}_{a}" for a in problem.input_names]
+        keys += [f"{out}_{a}{a}" for a in problem.input_names]
+    return keys
+
+
+class ReducedFields:
+    """Fields of the reduced model at one point set, read like :class:`~lightning_pde.derivatives.Fields`.
+
+    `columns[key]` is (N, n) (neuron i's field `key` at the points), `c` is (M, n): ``f[key]`` is (M, N). Inputs
+    (``f["x"]``) are (N,) and broadcast. ``f.at(...)`` returns the fields at the shifted copy of a periodic set.
+    """
+
+    def __init__(self, columns: dict[str, Tensor], x: Tensor, input_names: tuple[str, ...], c: Tensor,
+                 shifted: "ReducedFields | None" = None) -> None:
+        self.columns, self.x, self.input_names, self.c, self.shifted = columns, x, input_names, c, shifted
+
+    def __getitem__(self, key: str) -> Tensor:
+        if key in self.input_names:
+            return self.x[:, self.input_names.index(key)]
+        if key not in self.columns:
+            raise KeyError(f"GPTPINN: the neuron bank has no field {key!r} (it stores {sorted(self.columns)})")
+        return self.c @ self.columns[key].T
+
+    @property
+    def u(self) -> Tensor:
+        return self["u"]
+
+    def at(self, x: Tensor) -> "ReducedFields":
+        if self.shifted is None:
+            raise KeyError("GPTPINN: this point set has no shifted (periodic) copy in the neuron bank")
+        return self.shifted
+
+
+def batched_conditions(problem: Problem, params: Tensor) -> dict:
+    """The problem's conditions with its parameters replaced by columns (M, 1) of `params`, so that one residual
+    call evaluates all M parameters at once. The problem is copied without running its constructor's checks, which
+    take scalars; the residual formulas only combine the parameters arithmetically with (M, N) fields."""
+    shell = copy.copy(problem)
+    for j, name in enumerate(problem.parameter_names):
+        setattr(shell, name, params[:, j:j + 1])
+    return shell.conditions()

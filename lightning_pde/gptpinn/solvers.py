@@ -1,0 +1,74 @@
+"""Batched online solvers for the reduced coefficients c (M, n): every parameter's least-squares problem
+min_c |r(c)|^2 at once (GPT-PINN, arXiv 2303.14878, Sec. 2.3 uses plain gradient descent; here also Adam,
+Levenberg-Marquardt and a direct least-squares solve for linear PDEs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+SOLVERS = ("gd", "adam", "gauss_newton", "lstsq")
+
+Residual = Callable[[Tensor], Tensor]
+
+
+def _loss(residual: Residual, c: Tensor) -> Tensor:
+    return residual(c).square().sum(-1)
+
+
+def jacobian(residual: Residual, c: Tensor) -> tuple[Tensor, Tensor]:
+    """(r (M, R), J (M, R, n)) by forward mode, one tangent per coefficient, all parameters together."""
+    n = c.shape[1]
+    tangents = torch.eye(n, dtype=c.dtype).unsqueeze(1).expand(n, *c.shape)
+    r = residual(c)
+    jac = torch.func.vmap(lambda v: torch.func.jvp(residual, (c,), (v,))[1])(tangents)
+    return r, jac.permute(1, 2, 0)
+
+
+def solve_batched(residual: Residual, c0: Tensor, solver: str = "gauss_newton", steps: int = 20,
+                  lr: float = 1e-2) -> tuple[Tensor, Tensor]:
+    """Minimise |residual(c)|^2 for each row of c. `residual` maps (M, n) -> (M, R) with loss = sum of squares.
+    Returns (c (M, n), loss (M,))."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solve_batched: solver must be one of {SOLVERS}, got {solver!r}")
+    c = c0.detach().clone()
+    if solver == "lstsq":
+        # r(c) = r(0) + J c exactly for a linear PDE.
+        r0, jac = jacobian(residual, torch.zeros_like(c))
+        c = torch.linalg.lstsq(jac, -r0.unsqueeze(-1), driver="gelsd" if jac.device.type == "cpu" else None
+                               ).solution.squeeze(-1)
+    elif solver == "gauss_newton":
+        damping = torch.full((len(c),), 1e-3, dtype=c.dtype)
+        loss = _loss(residual, c)
+        eye = torch.eye(c.shape[1], dtype=c.dtype)
+        for _ in range(steps):
+            r, jac = jacobian(residual, c)
+            jtj = jac.transpose(1, 2) @ jac
+            jtr = (jac.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+            scale = torch.diagonal(jtj, dim1=1, dim2=2).clamp_min(1e-12)
+            step = torch.linalg.solve(jtj + damping[:, None, None] * torch.diag_embed(scale) + 1e-14 * eye,
+                                      -jtr.unsqueeze(-1)).squeeze(-1)
+            trial = c + step
+            trial_loss = _loss(residual, trial)
+            better = trial_loss < loss
+            c = torch.where(better[:, None], trial, c)
+            loss = torch.where(better, trial_loss, loss)
+            damping = torch.where(better, damping / 3, damping * 4).clamp(1e-12, 1e8)
+    else:
+        c.requires_grad_(True)
+        optimizer = torch.optim.Adam([c], lr=lr) if solver == "adam" else None
+        for _ in range(steps):
+            with torch.enable_grad():
+                total = _loss(residual, c).sum()  # rows are independent: the gradient of the sum is per-row
+                grad, = torch.autograd.grad(total, c)
+            if optimizer is None:
+                with torch.no_grad():
+                    c -= lr * grad
+            else:
+                c.grad = grad
+                optimizer.step()
+        c = c.detach()
+    with torch.no_grad():
+        return c, _loss(residual, c)

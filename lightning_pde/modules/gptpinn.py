@@ -1,0 +1,406 @@
+"""GPT-PINN (Chen & Koohy, arXiv 2303.14878) and its sparse variant S2GPT-PINN (Ji, Chen & Koohy, arXiv 2506.15687).
+
+A parametric PDE is solved for many parameters mu with u_n(x; mu) = sum_i c_i(mu) Psi_i(x), where each "neuron"
+Psi_i is a full PINN trained (offline, greedily) at a selected parameter mu_i and then frozen. The neurons' values
+and derivatives at all point sets are computed once and kept as buffers, so that the online solve for c touches
+only small dense matrices (GPT-PINN Sec. 2.2), for all parameters at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from lightning_pde import CHECKPOINT_CLASS_KEY
+from lightning_pde.gptpinn import ReducedFields, batched_conditions, field_keys, solve_batched
+from lightning_pde.gptpinn.solvers import SOLVERS
+from lightning_pde.modules.pinn import PINN, checkpoint_hparams
+from lightning_pde.nn import MLP
+from lightning_pde.problems import Problem
+from lightning_pde.spec import class_path, from_spec
+from lightning_pde.validation import boolean, integer_at_least, integer_list, positive_float, positive_int
+
+
+class GPTPINN(pl.LightningModule):
+    """The GPT-PINN meta-network: a neuron bank of frozen full PINNs and a batched online solver for c.
+
+    Fitting (``trainer.fit(module)``, no data module) runs the greedy offline stage: each epoch trains one neuron's
+    full PINN (the problem's own :class:`~lightning_pde.modules.PINN` with its conditions) at the next parameter and
+    appends its fields to the bank; the :class:`~lightning_pde.callbacks.GreedyBasisSelection` callback then picks
+    the next parameter (added automatically when the trainer has none).
+
+    Args:
+        problem: the parametric PDE, e.g. ``Burgers()``; its `parameter_names` are the parameters mu (their values in
+            `problem` are ignored).
+        parameter_grid: training set Xi_train, ``{name: [low, high, count]}`` per parameter (a tensor grid of
+            linspaces), e.g. ``{"nu": [0.005, 1.0, 129]}``.
+        max_neurons: number of neurons the greedy stage adds (>= 1).
+        neuron_max_steps: Adam steps of each neuron's full PINN (>= 1).
+        neuron_lbfgs_steps: L-BFGS iterations after Adam for each neuron (>= 0).
+        neuron_lr: Adam learning rate of the neurons (> 0).
+        neuron_hidden: hidden widths of each neuron's MLP.
+        neuron_activation: activation of the neurons' MLPs (e.g. ``tanh``, ``cos``... as `MLP` accepts).
+        hard_constraints: train neurons with the problem's hard-constraint output transform (if it has one).
+        pde_grid: points per input of the residual grid (training and bank), e.g. ``[60, 60]``.
+        n_condition_points: points of each initial/boundary/periodic condition (>= 1).
+        test_grid: points per input of the grid where the bank also stores values (for fast prediction).
+        first_params: mu_1; default the centre of the grid's box.
+        solver: online solver, one of ``gd``, ``adam``, ``gauss_newton`` (Levenberg-Marquardt), ``lstsq`` (linear PDEs).
+        solver_steps: iterations of the online solver (>= 1; unused by ``lstsq``).
+        solver_lr: learning rate of ``gd``/``adam`` (> 0).
+        candidate_chunk: parameters per batched solve in the greedy stage (memory bound, >= 1).
+        seed: seed of each neuron's initialisation (neuron i uses seed + i).
+
+    API: ``solve(params)`` (M, p) -> c (M, n); ``predict(params, points)`` -> u (M, N);
+    ``selected_params`` (n, p); ``max_losses`` (largest greedy loss after each neuron).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        parameter_grid: dict[str, list[float]],
+        max_neurons: int = 10,
+        neuron_max_steps: int = 2000,
+        neuron_lbfgs_steps: int = 0,
+        neuron_lr: float = 5e-3,
+        neuron_hidden: list[int] | None = None,
+        neuron_activation: str = "tanh",
+        hard_constraints: bool = True,
+        pde_grid: list[int] | None = None,
+        n_condition_points: int = 200,
+        test_grid: list[int] | None = None,
+        first_params: list[float] | None = None,
+        solver: str = "gauss_newton",
+        solver_steps: int = 20,
+        solver_lr: float = 0.02,
+        candidate_chunk: int = 256,
+        seed: int = 1234,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        checkpoint_hparams(self.hparams)
+        problem = from_spec(problem)
+        owner = "GPTPINN"
+        if not isinstance(problem, Problem):
+            raise ValueError(f"{owner}: problem must be a lightning_pde Problem, got {type(problem).__name__}")
+        if not problem.parameter_names:
+            raise ValueError(f"{owner}: problem {problem.name} has no parameters (parameter_names is empty)")
+        self.problem = problem
+        names = problem.parameter_names
+        if not isinstance(parameter_grid, dict) or sorted(parameter_grid) != sorted(names):
+            raise ValueError(f"{owner}: parameter_grid must map each of {list(names)} to [low, high, count], "
+                             f"got {parameter_grid!r}")
+        axes = []
+        for name in names:
+            spec = parameter_grid[name]
+            if (not isinstance(spec, (list, tuple)) or len(spec) != 3 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in spec)
+                    or spec[1] < spec[0] or int(spec[2]) != spec[2] or spec[2] < 1):
+                raise ValueError(f"{owner}: parameter_grid[{name!r}] must be [low, high, count] with low <= high "
+                                 f"and an integer count >= 1, got {spec!r}")
+            axes.append(torch.linspace(float(spec[0]), float(spec[1]), int(spec[2]), dtype=torch.float64))
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(names))
+        self.register_buffer("training_params", grid, persistent=False)
+        self.register_buffer("param_low", grid.min(0).values, persistent=False)
+        self.register_buffer("param_high", grid.max(0).values, persistent=False)
+        self.max_neurons = positive_int(owner, "max_neurons", max_neurons)
+        self.neuron_max_steps = positive_int(owner, "neuron_max_steps", neuron_max_steps)
+        self.neuron_lbfgs_steps = integer_at_least(owner, "neuron_lbfgs_steps", neuron_lbfgs_steps, 0)
+        self.neuron_lr = positive_float(owner, "neuron_lr", neuron_lr)
+        self.neuron_hidden = integer_list(owner, "neuron_hidden", neuron_hidden if neuron_hidden is not None
+                                          else [20, 20, 20])
+        if not isinstance(neuron_activation, str):
+            raise ValueError(f"{owner}: neuron_activation must be a string, got {neuron_activation!r}")
+        MLP(self.neuron_hidden, neuron_activation)  # fails here on an unknown activation
+        self.neuron_activation = neuron_activation
+        self.hard_constraints = boolean(owner, "hard_constraints", hard_constraints) and bool(problem.hard_conditions)
+        d = problem.n_inputs
+        self.pde_grid = integer_list(owner, "pde_grid", pde_grid if pde_grid is not None else [50] * d, minimum=2)
+        self.test_grid = integer_list(owner, "test_grid", test_grid if test_grid is not None else [50] * d, minimum=2)
+        for key, value in (("pde_grid", self.pde_grid), ("test_grid", self.test_grid)):
+            if len(value) != d:
+                raise ValueError(f"{owner}: {key} must have one entry per input {problem.input_names}, got {value}")
+        self.n_condition_points = positive_int(owner, "n_condition_points", n_condition_points)
+        first = first_params if first_params is not None else ((grid.min(0).values + grid.max(0).values) / 2).tolist()
+        self.first_params = self._check_params(torch.as_tensor(first, dtype=torch.float64).reshape(1, -1),
+                                               "first_params", warn=True)[0]
+        if solver not in SOLVERS:
+            raise ValueError(f"{owner}: solver must be one of {SOLVERS}, got {solver!r}")
+        self.solver = solver
+        self.solver_steps = positive_int(owner, "solver_steps", solver_steps)
+        self.solver_lr = positive_float(owner, "solver_lr", solver_lr)
+        self.candidate_chunk = positive_int(owner, "candidate_chunk", candidate_chunk)
+        self.seed = integer_at_least(owner, "seed", seed, 0)
+        self.automatic_optimization = False
+        self.keys = field_keys(problem)
+        self.conditions = problem.conditions()
+        self.point_sets = self._point_sets()
+        n_keys = len(self.keys)
+        for name, points in self.point_sets.items():
+            self.register_buffer(f"points_{name}", points, persistent=False)
+            self.register_buffer(f"bank_{name}", torch.zeros(n_keys, len(points), 0, dtype=torch.float64))
+        self.register_buffer("selected", torch.zeros(0, len(names), dtype=torch.float64))
+        self.register_buffer("max_losses", torch.zeros(0, dtype=torch.float64))
+        self.register_buffer("next_params", self.first_params.clone())
+        # S2GPT state (CollocationDownsampling): magic points (indices into the pde grid) and their EIM bases.
+        self.register_buffer("magic_u", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("magic_r", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("eim_u", torch.zeros(len(self.point_sets["pde"]), 0, dtype=torch.float64))
+        self.register_buffer("eim_r", torch.zeros(len(self.point_sets["pde"]), 0, dtype=torch.float64))
+        #: sparse online loss settings (set by CollocationDownsampling, saved in the checkpoint)
+        self.sparse: dict[str, Any] | None = None
+        self.neurons = nn.ModuleList()
+        # DistributedDataParallel refuses a module without a trainable parameter; this one is never updated (the
+        # greedy stage trains the neurons with their own optimizers, outside Lightning's loop).
+        self.ddp_anchor = nn.Parameter(torch.zeros(1))
+        self.neuron_seconds: list[float] = []
+
+    # ------------------------------------------------------------------ set-up
+    def _point_sets(self) -> dict[str, Tensor]:
+        generator = torch.Generator().manual_seed(self.seed)
+        sets = {"pde": self.problem.domain.grid(self.pde_grid).to(torch.float64)}
+        for name, cond in self.conditions.items():
+            if cond.kind == "pde":
+                continue
+            points = cond.sample(self.n_condition_points, generator, "uniform").to(torch.float64)
+            sets[name] = points
+            if cond.kind == "periodic":
+                shifted = points.clone()
+                for input_name, period in self.problem.periodic_inputs.items():
+                    shifted[:, self.problem.input_names.index(input_name)] += period
+                sets[f"{name}__shifted"] = shifted
+        sets["test"] = self.problem.domain.grid(self.test_grid).to(torch.float64)
+        return sets
+
+    def _check_params(self, params: Tensor, what: str = "params", warn: bool = True) -> Tensor:
+        p = len(self.problem.parameter_names)
+        params = torch.as_tensor(params, dtype=torch.float64)
+        if params.ndim == 1 and p > 1 and len(params) == p:
+            params = params.reshape(1, p)
+        if params.ndim == 1 and p == 1:
+            params = params.reshape(-1, 1)
+        if params.ndim != 2 or params.shape[1] != p:
+            raise ValueError(f"GPTPINN: {what} must have shape (M, {p}) for parameters "
+                             f"{list(self.problem.parameter_names)}, got {tuple(params.shape)}")
+        if warn and hasattr(self, "param_low"):
+            outside = ((params < self.param_low - 1e-12) | (params > self.param_high + 1e-12)).any(1)
+            if outside.any():
+                warnings.warn(f"GPTPINN: {int(outside.sum())} of {len(params)} {what} lie outside the training box "
+                              f"[{self.param_low.tolist()}, {self.param_high.tolist()}]; solving anyway "
+                              "(extrapolation may be inaccurate)", stacklevel=3)
+        return params
+
+    def problem_at(self, params: Tensor) -> Problem:
+        """The problem with its parameters set to `params` (p,)."""
+        args = dict(self.problem.init_args)
+        args.update({name: float(v) for name, v in zip(self.problem.parameter_names, params.tolist())})
+        return type(self.problem)(**args)
+
+    def _new_pinn(self, params: Tensor, index: int) -> PINN:
+        torch.manual_seed(self.seed + index)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pinn = PINN(self.problem_at(params), net=MLP(self.neuron_hidden, self.neuron_activation),
+                        hard_constraints=self.hard_constraints)
+        return pinn.double()
+
+    # ------------------------------------------------------------------ the bank
+    @property
+    def n_neurons(self) -> int:
+        return int(self.selected.shape[0])
+
+    @property
+    def selected_params(self) -> Tensor:
+        """The greedily selected parameters (n_neurons, p), in order."""
+        return self.selected
+
+    def neuron_fields(self, pinn: PINN, points: Tensor) -> Tensor:
+        """(n_keys, N) fields of one neuron at `points`."""
+        with torch.enable_grad():
+            fields = pinn.fields(points.to(torch.float64))
+            return torch.stack([fields[key].detach().reshape(-1) for key in self.keys])
+
+    def train_neuron(self, params: Tensor) -> PINN:
+        """Train a full PINN at `params` (p,) with the problem's conditions on the bank's points."""
+        start = time.perf_counter()
+        pinn = self._new_pinn(params, self.n_neurons)
+        points = {name: self.point_sets[name] for name in pinn.conditions}
+        weights = pinn.loss_weights
+
+        def total() -> Tensor:
+            losses = pinn.condition_losses(points)
+            return sum(weights[k] * v for k, v in losses.items())
+
+        optimizer = torch.optim.Adam(pinn.parameters(), lr=self.neuron_lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.neuron_max_steps, self.neuron_lr / 20)
+        with torch.enable_grad():
+            for _ in range(self.neuron_max_steps):
+                optimizer.zero_grad(set_to_none=True)
+                loss = total()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+            if self.neuron_lbfgs_steps:
+                lbfgs = torch.optim.LBFGS(pinn.parameters(), lr=1.0, max_iter=self.neuron_lbfgs_steps,
+                                          history_size=50, line_search_fn="strong_wolfe", tolerance_grad=1e-12,
+                                          tolerance_change=1e-15)
+
+                def closure() -> Tensor:
+                    lbfgs.zero_grad(set_to_none=True)
+                    value = total()
+                    value.backward()
+                    return value
+
+                lbfgs.step(closure)
+        for p in pinn.parameters():
+            p.requires_grad_(False)
+        self.neuron_seconds.append(time.perf_counter() - start)
+        return pinn
+
+    def add_neuron(self, pinn: PINN, params: Tensor) -> None:
+        """Append a trained neuron: its fields at every point set become a new bank column."""
+        for name, points in self.point_sets.items():
+            column = self.neuron_fields(pinn, points).unsqueeze(-1)
+            setattr(self, f"bank_{name}", torch.cat([getattr(self, f"bank_{name}"), column], dim=-1))
+        self.neurons.append(pinn)
+        self.selected = torch.cat([self.selected, params.reshape(1, -1).to(torch.float64)])
+
+    def columns(self, name: str, rows: Tensor | None = None) -> dict[str, Tensor]:
+        bank = getattr(self, f"bank_{name}")
+        if rows is not None:
+            bank = bank[:, rows]
+        return {key: bank[i] for i, key in enumerate(self.keys)}
+
+    # ------------------------------------------------------------------ the online problem
+    def _fields(self, name: str, c: Tensor, rows: Tensor | None = None) -> ReducedFields:
+        points = self.point_sets[name] if rows is None else self.point_sets[name][rows]
+        shifted = None
+        if f"{name}__shifted" in self.point_sets:
+            shifted = self._fields(f"{name}__shifted", c, rows)
+        return ReducedFields(self.columns(name, rows), points, self.problem.input_names, c, shifted)
+
+    def residual_fn(self, params: Tensor, sparse: bool | None = None):
+        """r(c): (M, n) -> (M, R) with |r|^2 the reduced physics loss for each parameter.
+
+        Full (GPT-PINN): sum over conditions of mean squared residual. Sparse (S2GPT-PINN, arXiv 2506.15687
+        Sec. 3): the PDE residual at the magic points only, plus ``weight * (sum_i c_i - 1)^2`` in place of the
+        parameter-independent initial/boundary terms (any affine combination of the neurons satisfies them).
+        """
+        conditions = batched_conditions(self.problem, params)
+        use_sparse = self.sparse is not None and len(self.magic_u) > 0 if sparse is None else sparse
+        if use_sparse and (self.sparse is None or not len(self.magic_u)):
+            raise ValueError("GPTPINN: sparse=True needs magic points (run with CollocationDownsampling)")
+        rows = torch.cat([self.magic_u, self.magic_r]) if use_sparse else None
+        keep = set(self.sparse.get("keep_conditions", [])) if use_sparse else set(conditions)
+        weight = float(self.sparse.get("sum_to_one_weight", 1.0)) if use_sparse else 0.0
+
+        def residual(c: Tensor) -> Tensor:
+            parts = []
+            for name, cond in conditions.items():
+                if cond.kind == "pde":
+                    r = cond.residual(self._fields("pde", c, rows))
+                elif name in keep:
+                    r = cond.residual(self._fields(name, c))
+                else:
+                    continue
+                r = r.reshape(len(c), -1)
+                parts.append(r / math.sqrt(r.shape[1]))
+            if use_sparse and weight > 0:
+                parts.append(math.sqrt(weight) * (c.sum(-1, keepdim=True) - 1))
+            return torch.cat(parts, dim=1)
+
+        return residual
+
+    def initial_coefficients(self, params: Tensor) -> Tensor:
+        """Warm start: the coefficients that interpolate the nearest selected neuron (e_k; with an EIM basis this is
+        S2GPT's interpolation start c = [alpha; 0] of the nearest snapshot)."""
+        if self.n_neurons == 0:
+            raise ValueError("GPTPINN: the neuron bank is empty (train it first, or load a checkpoint with neurons)")
+        width = (self.param_high - self.param_low).clamp_min(1e-300)
+        distance = (((params[:, None, :] - self.selected[None]) / width) ** 2).sum(-1)
+        return torch.nn.functional.one_hot(distance.argmin(1), self.n_neurons).to(torch.float64)
+
+    def solve(self, params: Tensor, solver: str | None = None, steps: int | None = None, lr: float | None = None,
+              sparse: bool | None = None, warn: bool = True) -> Tensor:
+        """Coefficients c (M, n_neurons) for parameters (M, p), all at once."""
+        return self.solve_with_loss(params, solver, steps, lr, sparse, warn)[0]
+
+    def solve_with_loss(self, params: Tensor, solver: str | None = None, steps: int | None = None,
+                        lr: float | None = None, sparse: bool | None = None, warn: bool = True) -> tuple[Tensor, Tensor]:
+        params = self._check_params(params, warn=warn)
+        c0 = self.initial_coefficients(params)
+        solver = solver or self.solver
+        if solver not in SOLVERS:
+            raise ValueError(f"GPTPINN: solver must be one of {SOLVERS}, got {solver!r}")
+        with torch.no_grad():
+            return solve_batched(self.residual_fn(params, sparse), c0, solver, steps or self.solver_steps,
+                                 lr or self.solver_lr)
+
+    def neuron_values(self, points: Tensor) -> Tensor:
+        """Psi (N, n_neurons) at arbitrary points (one forward pass per neuron)."""
+        with torch.no_grad():
+            return torch.cat([pinn(points.to(torch.float64)) for pinn in self.neurons], dim=1)
+
+    def predict(self, params: Tensor, points: Tensor | None = None, **solve_kwargs: Any) -> Tensor:
+        """u (M, N) at `points` (N, d) (default: the bank's test grid) for parameters (M, p)."""
+        c = self.solve(params, **solve_kwargs)
+        psi = self.columns("test")["u"] if points is None else self.neuron_values(points)
+        return c @ psi.T
+
+    def forward(self, params: Tensor, points: Tensor | None = None) -> Tensor:
+        return self.predict(params, points)
+
+    # ------------------------------------------------------------------ Lightning
+    def configure_callbacks(self) -> list[pl.Callback]:
+        from lightning_pde.callbacks.greedy_basis_selection import GreedyBasisSelection
+
+        if self._trainer is not None and any(isinstance(cb, GreedyBasisSelection) for cb in self.trainer.callbacks):
+            return []
+        return [GreedyBasisSelection()]
+
+    def train_dataloader(self) -> Any:
+        # One dummy batch per epoch: an epoch is one greedy step (train a neuron, then select the next parameter).
+        return torch.utils.data.DataLoader([torch.zeros(1)], batch_size=1)
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        if self.n_neurons >= self.max_neurons:
+            return None
+        params = self.next_params.clone()
+        pinn = self.train_neuron(params)
+        self.add_neuron(pinn, params)
+        self.log("greedy/neuron_seconds", self.neuron_seconds[-1])
+        self.log("greedy/n_neurons", float(self.n_neurons))
+        return None
+
+    def configure_optimizers(self) -> Any:
+        return None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_CLASS_KEY] = class_path(self)
+        checkpoint["gptpinn_sparse"] = copy.deepcopy(self.sparse)
+        checkpoint["gptpinn_neuron_seconds"] = list(self.neuron_seconds)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict", {})
+        if "selected" not in state:
+            raise ValueError("GPTPINN: the checkpoint has no neuron bank ('selected' is missing)")
+        for key, value in state.items():
+            if key.startswith(("bank_", "eim_", "magic_")) or key in ("selected", "max_losses"):
+                setattr(self, key, torch.empty_like(value))
+        self.neurons = nn.ModuleList(self._new_pinn(p, i) for i, p in enumerate(state["selected"]))
+        for pinn in self.neurons:
+            for p in pinn.parameters():
+                p.requires_grad_(False)
+        self.sparse = checkpoint.get("gptpinn_sparse")
+        self.neuron_seconds = list(checkpoint.get("gptpinn_neuron_seconds", []))
+
+    def require_bank(self) -> None:
+        if self.n_neurons == 0:
+            raise ValueError("GPTPINN: the neuron bank is empty (train it first, or load a checkpoint with neurons)")

@@ -1,0 +1,241 @@
+"""GPT-PINN / S2GPT-PINN: reduced fields against autograd, batched solvers against per-row references, EIM,
+greedy selection (argmax, resume, DDP), CLI end to end and bad input."""
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+import lightning_pde
+from lightning_pde.callbacks.collocation_downsampling import CollocationDownsampling
+from lightning_pde.callbacks.greedy_basis_selection import GreedyBasisSelection
+from lightning_pde.derivatives import Autograd
+from lightning_pde.gptpinn import batched_conditions, eim_step, solve_batched
+from lightning_pde.modules.gptpinn import GPTPINN
+from lightning_pde.problems import Burgers, Helmholtz, KleinGordon
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(neuron_max_steps=30, neuron_hidden=[8], pde_grid=[10, 10], test_grid=[8, 8], n_condition_points=16)
+
+
+def helmholtz(**kw):
+    args = dict(problem=Helmholtz(), parameter_grid={"a1": [1.0, 2.0, 3], "a2": [1.0, 2.0, 3], "k": [1.0, 1.0, 1]},
+                max_neurons=3, solver="lstsq", **TINY)
+    args.update(kw)
+    return GPTPINN(**args)
+
+
+def fit(module, callbacks=(), **trainer_kw):
+    trainer = pl.Trainer(max_epochs=50, callbacks=list(callbacks), logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, inference_mode=False, **trainer_kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def burgers_bank():
+    module = GPTPINN(Burgers(), {"nu": [0.05, 0.5, 6]}, max_neurons=3, **TINY)
+    fit(module)
+    return module
+
+
+class Combination(nn.Module):
+    """u = sum_i c_i Psi_i(x), through autograd (the reference for the precomputed bank)."""
+
+    def __init__(self, neurons, c):
+        super().__init__()
+        self.neurons, self.c = neurons, c
+
+    def forward(self, x):
+        return sum(ci * pinn(x) for ci, pinn in zip(self.c, self.neurons))
+
+
+def test_reduced_residual_matches_autograd_of_the_combined_network(burgers_bank):
+    m = burgers_bank
+    params = torch.tensor([[0.07], [0.3], [0.45]], dtype=torch.float64)
+    c = torch.randn(3, m.n_neurons, dtype=torch.float64)
+    r = m.residual_fn(params, sparse=False)(c)
+    for j in range(3):
+        conditions = Burgers(nu=float(params[j])).conditions()
+        net = Combination(m.neurons, c[j])
+        parts = []
+        for name, cond in conditions.items():
+            points = m.point_sets["pde" if cond.kind == "pde" else name]
+            res = cond.residual(Autograd().fields(net, points, ("x", "t"), ("u",))).reshape(-1)
+            parts.append(res / len(res) ** 0.5)
+        torch.testing.assert_close(r[j], torch.cat(parts).detach(), rtol=1e-8, atol=1e-10)
+
+
+def test_batched_conditions_broadcast_parameters_per_row():
+    params = torch.tensor([[-1.5, 0.2, 0.3], [-1.0, 0.0, 1.0]], dtype=torch.float64)
+    pde = batched_conditions(KleinGordon(), params)["pde"]
+
+    class F:
+        def __getitem__(self, key):
+            return {"x": torch.tensor([0.5]), "t": torch.tensor([0.0])}.get(key, torch.ones(2, 1))
+
+    r = pde.residual(F())
+    for j, p in enumerate(params.tolist()):
+        expect = KleinGordon(*p).conditions()["pde"].residual(F())[j]
+        torch.testing.assert_close(r[j], expect.double())
+
+
+@pytest.mark.parametrize("solver", ["gauss_newton", "lstsq", "adam", "gd"])
+def test_batched_solvers_match_per_row_least_squares(solver):
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(5, 30, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(5, 30, generator=g, dtype=torch.float64)
+    residual = lambda c: (a @ c.unsqueeze(-1)).squeeze(-1) - b  # noqa: E731
+    c, loss = solve_batched(residual, torch.zeros(5, 4, dtype=torch.float64), solver,
+                            steps=3000 if solver in ("adam", "gd") else 30, lr=0.01)
+    for j in range(5):
+        ref = torch.linalg.lstsq(a[j], b[j].unsqueeze(-1)).solution.squeeze(-1)
+        tol = 1e-8 if solver in ("gauss_newton", "lstsq") else 2e-3
+        torch.testing.assert_close(c[j], ref, rtol=tol, atol=tol)
+    torch.testing.assert_close(loss, residual(c).square().sum(-1))
+
+
+def test_gauss_newton_solves_a_nonlinear_batch():
+    target = torch.tensor([[0.5, -1.0], [2.0, 0.3]], dtype=torch.float64)
+    residual = lambda c: torch.cat([c**3 - target**3, c - target], dim=1)  # noqa: E731
+    c, loss = solve_batched(residual, torch.ones(2, 2, dtype=torch.float64), "gauss_newton", steps=50)
+    torch.testing.assert_close(c, target, rtol=1e-7, atol=1e-7)
+
+
+def test_eim_interpolates_its_snapshots_exactly():
+    g = torch.Generator().manual_seed(1)
+    snaps = torch.randn(50, 5, generator=g, dtype=torch.float64)
+    basis, idx = torch.zeros(50, 0, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    for i in range(5):
+        basis, idx = eim_step(basis, idx, snaps[:, i])
+    assert len(set(idx.tolist())) == 5
+    square = basis[idx]
+    torch.testing.assert_close(torch.diagonal(square), torch.ones(5, dtype=torch.float64))
+    assert torch.allclose(torch.triu(square, 1), torch.zeros_like(square))
+    # interpolation at the magic points reproduces every snapshot everywhere
+    coeff = torch.linalg.solve(square, snaps[idx])
+    torch.testing.assert_close(basis @ coeff, snaps, rtol=1e-9, atol=1e-9)
+
+
+def test_greedy_selects_the_argmax_of_an_independent_loop():
+    m = helmholtz(max_neurons=2)
+    fit(m)
+    first, second = m.selected_params
+    torch.testing.assert_close(first, torch.tensor([1.5, 1.5, 1.0], dtype=torch.float64))
+    # loop over candidates one at a time with only the first neuron
+    single = helmholtz(max_neurons=1)
+    fit(single)
+    losses = {tuple(p.tolist()): float(single.solve_with_loss(p.reshape(1, -1))[1])
+              for p in single.training_params if not torch.equal(p, first)}
+    best = max(losses, key=losses.get)
+    assert tuple(second.tolist()) == best
+    assert m.max_losses[0] == pytest.approx(losses[best], rel=1e-9)
+
+
+def test_greedy_resumes_from_a_checkpoint_mid_way(tmp_path):
+    straight = helmholtz(max_neurons=3)
+    fit(straight)
+    first = helmholtz(max_neurons=2)
+    trainer = fit(first)
+    trainer.save_checkpoint(tmp_path / "mid.ckpt")
+    resumed = helmholtz(max_neurons=3)
+    trainer = pl.Trainer(max_epochs=50, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, inference_mode=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(resumed, ckpt_path=tmp_path / "mid.ckpt")
+    torch.testing.assert_close(resumed.selected_params, straight.selected_params)
+    torch.testing.assert_close(resumed.max_losses, straight.max_losses)
+
+
+def test_s2gpt_magic_points_and_sparse_solve(tmp_path):
+    m = GPTPINN(Burgers(), {"nu": [0.05, 0.5, 6]}, max_neurons=3, **TINY)
+    trainer = fit(m, [GreedyBasisSelection(), CollocationDownsampling()])
+    n = m.n_neurons
+    points = torch.cat([m.magic_u, m.magic_r])
+    assert len(points) == 2 * n - 1 and len(set(points.tolist())) == 2 * n - 1
+    assert m.eim_u.dtype == torch.float64
+    params = torch.tensor([[0.1], [0.2]], dtype=torch.float64)
+    r = m.residual_fn(params)(torch.ones(2, n, dtype=torch.float64) / n)
+    assert r.shape == (2, 2 * n - 1 + 1)  # magic-point residuals and the sum-to-one penalty
+    trainer.save_checkpoint(tmp_path / "s2.ckpt")
+    loaded = lightning_pde.load(tmp_path / "s2.ckpt")
+    torch.testing.assert_close(loaded.magic_u, m.magic_u)
+    torch.testing.assert_close(loaded.solve(params), m.solve(params))
+    torch.testing.assert_close(loaded.predict(params, m.points_test[:7]), m.predict(params)[:, :7])
+
+
+def test_bad_input(tmp_path, burgers_bank):
+    m = burgers_bank
+    with pytest.warns(UserWarning, match="outside the training box"):
+        c = m.solve(torch.tensor([[0.9]]))
+    assert torch.isfinite(c).all()
+    with pytest.raises(ValueError, match=r"params must have shape \(M, 1\)"):
+        m.solve(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="parameter_grid"):
+        GPTPINN(Burgers(), {"mu": [0, 1, 3]})
+    with pytest.raises(ValueError, match="solver must be one of"):
+        GPTPINN(Burgers(), {"nu": [0.1, 1, 3]}, solver="newton")
+    empty = GPTPINN(Burgers(), {"nu": [0.1, 1, 3]}, **TINY)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, max_epochs=0)
+    trainer.strategy.connect(empty)
+    trainer.save_checkpoint(tmp_path / "empty.ckpt")
+    loaded = lightning_pde.load(tmp_path / "empty.ckpt")
+    with pytest.raises(ValueError, match="neuron bank is empty"):
+        loaded.solve(torch.tensor([[0.5]]))
+
+
+def lpde(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_TIPS": "1"}
+    return subprocess.run([sys.executable, "-m", "lightning_pde", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+CLI_TINY = ["--model.max_neurons=3", "--model.neuron_max_steps=20", "--model.neuron_lbfgs_steps=0",
+            "--model.pde_grid=[10,10]", "--model.test_grid=[8,8]", "--model.neuron_hidden=[8]",
+            "--model.n_condition_points=16", "--model.first_params=null"]
+
+
+@pytest.mark.parametrize("name", ["burgers", "burgers_s2gpt", "helmholtz_s2gpt"])
+def test_cli_end_to_end_tiny(name, tmp_path):
+    from lightning_pde.cli import main
+
+    extra = ["--model.parameter_grid={a1: [1.0, 2.0, 3], a2: [1.0, 2.0, 3], k: [1.0, 1.0, 1]}"] \
+        if "helmholtz" in name else ["--model.parameter_grid={nu: [0.05, 0.5, 6]}"]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            main(["fit", "--config", str(ROOT / "configs" / "gptpinn" / f"{name}.yaml"), *CLI_TINY, *extra])
+    finally:
+        os.chdir(cwd)
+    module = lightning_pde.load(tmp_path / "checkpoints" / name / "last.ckpt")
+    assert module.n_neurons == 3 and module.selected_params.shape[0] == 3
+    loaded = GPTPINN.load_from_checkpoint(tmp_path / "checkpoints" / name / "last.ckpt")
+    params = module.training_params[:4]
+    torch.testing.assert_close(loaded.solve(params, warn=False), module.solve(params, warn=False))
+
+
+def test_ddp_two_ranks_select_like_one_process(tmp_path):
+    config = str(ROOT / "configs" / "gptpinn" / "burgers.yaml")
+    args = ["fit", "--config", config, *CLI_TINY, "--model.parameter_grid={nu: [0.05, 0.5, 7]}"]
+    (tmp_path / "one").mkdir()
+    one = lpde(*args, cwd=tmp_path / "one")
+    assert one.returncode == 0, one.stderr[-3000:]
+    (tmp_path / "two").mkdir()
+    two = lpde(*args, "--trainer.strategy=ddp", "--trainer.devices=2", cwd=tmp_path / "two")
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "distributed_backend=gloo" in two.stderr + two.stdout
+    a = lightning_pde.load(tmp_path / "one" / "checkpoints" / "burgers" / "last.ckpt")
+    b = lightning_pde.load(tmp_path / "two" / "checkpoints" / "burgers" / "last.ckpt")
+    torch.testing.assert_close(a.selected_params, b.selected_params)
+    torch.testing.assert_close(a.max_losses, b.max_losses, rtol=1e-6, atol=1e-12)
