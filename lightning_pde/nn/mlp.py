@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from lightning_pde.derivatives.forward_laplacian import ELEMENTWISE, elementwise, input_selector, linear
 from lightning_pde.nn.embeddings import Embedding
+from lightning_pde.quant.base import Quantizer
 from lightning_pde.spec import Configurable
 from lightning_pde.validation import integer_list
 
@@ -35,7 +36,7 @@ class MLP(nn.Module, Configurable):
 
     def __init__(self, hidden: Sequence[int] = (32, 32, 32), activation: str = "tanh",
                  in_features: int | None = None, out_features: int | None = None,
-                 embedding: Embedding | None = None, quantizer: object | None = None) -> None:
+                 embedding: Embedding | None = None, quantizer: Quantizer | None = None) -> None:
         super().__init__()
         if quantizer is not None and not callable(getattr(quantizer, "convert", None)):
             raise ValueError(f"MLP: quantizer must have a convert(layer) method (e.g. SMXQuantizer), got "

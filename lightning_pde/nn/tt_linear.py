@@ -23,6 +23,7 @@ from tensorly import tt_matrix
 from torch import Tensor, nn
 
 from lightning_pde.nn.mlp import MLP
+from lightning_pde.quant.base import Quantizer
 from lightning_pde.validation import integer_list
 
 
@@ -192,7 +193,8 @@ class TTMLP(MLP):
         hidden: widths of the hidden layers.
         activation: ``tanh``, ``sin`` or ``cos``.
         tt_shapes: per layer (len(hidden) + 1 of them) either ``[in_shape, out_shape]`` (the layer is a TTLinear
-            with these factorisations, whose products must equal the layer's sizes) or null (a dense layer).
+            with these factorisations, whose products must equal the layer's sizes) or null or ``[]`` (a dense
+            layer).
         rank: inner TT rank of every TT layer, >= 1.
         groups: PRS grouping of every TT layer (null: core by core).
         quantizer: optional quantizer recipe (e.g. ``SMXQuantizer``) applied to every layer.
@@ -205,12 +207,13 @@ class TTMLP(MLP):
     """
 
     def __init__(self, hidden: Sequence[int] = (512, 512), activation: str = "tanh",
-                 tt_shapes: Sequence[Sequence[Sequence[int]] | None] | None = None, rank: int = 2,
-                 groups: Sequence[int] | None = None, quantizer: object | None = None,
+                 tt_shapes: list | None = None, rank: int = 2,
+                 groups: Sequence[int] | None = None, quantizer: Quantizer | None = None,
                  in_features: int | None = None, out_features: int | None = None) -> None:
-        self.tt_shapes = [None if s is None else [list(s[0]), list(s[1])] for s in (tt_shapes or [])]
-        if any(s is not None and len(s) != 2 for s in (tt_shapes or [])):
-            raise ValueError(f"TTMLP: tt_shapes entries must be [in_shape, out_shape] or null, got {tt_shapes!r}")
+        if any(s is not None and len(s) not in (0, 2) for s in (tt_shapes or [])):
+            raise ValueError(f"TTMLP: tt_shapes entries must be [in_shape, out_shape], or null or [] for a dense "
+                             f"layer, got {tt_shapes!r}")
+        self.tt_shapes = [[list(s[0]), list(s[1])] if s else None for s in (tt_shapes or [])]
         if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
             raise ValueError(f"TTMLP: rank must be an integer >= 1, got {rank!r}")
         self.rank, self.groups = rank, None if groups is None else list(groups)

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lightning_pde.spec import Configurable
+from lightning_pde.quant.base import Quantizer
 from lightning_pde.validation import integer_at_least
 
 #: smallest tile maximum treated as non-zero (float32's smallest normal); a tile of zeros stays zero
@@ -203,7 +203,7 @@ class SMXFakeQuant(nn.Module):
         return smx_fake_quant(x, self.bits, self.block, self.grad_bits)
 
 
-class SMXQuantizer(Configurable):
+class SMXQuantizer(Quantizer):
     """The built-in quantizer recipe for ``model.net.quantizer``: SMX training of every layer of a network.
 
     :meth:`convert` turns an ``nn.Linear`` into an :class:`SMXLinear` sharing its parameters and gives a

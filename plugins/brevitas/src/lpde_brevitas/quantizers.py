@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from lightning_pde.nn.tt_linear import TTLinear
 from lightning_pde.quant.smx import smx_fake_quant, smx_scale
-from lightning_pde.spec import Configurable
+from lightning_pde.quant.base import Quantizer
 from lightning_pde.validation import integer_at_least
 
 
@@ -64,7 +64,7 @@ RECIPES = {
 }
 
 
-class BrevitasQuantizer(Configurable):
+class BrevitasQuantizer(Quantizer):
     """Quantizer recipe (``model.net.quantizer``) built on brevitas quantization-aware training.
 
     :meth:`convert` turns an ``nn.Linear`` into a brevitas ``QuantLinear`` (weights by the recipe's weight

@@ -1,0 +1,161 @@
+"""Tensor-compressed, fully-quantized PINN training (Lu et al. 2025, arXiv 2512.09202): the four variants of
+configs/quant/ (FP32 dense autograd, TT, TT + Stein, TT + Stein + DiffQuant + SMX) on Poisson2D, HJB(20), Heat(100).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quant.py            # all 12 runs, short budgets (2 CPU cores)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quant.py --steps 50 --problems poisson2d   # a quick look
+
+Each run is a separate process (so its peak resident memory is its own), fitted through the lpde CLI with the
+config's settings and a shortened step budget; the relative L2 error is then computed on the problem's evaluation
+points. Also reports trainable parameters, compression ratio, wall time per step, peak RSS and the cost model of
+lightning_pde.quant.cost_model (MACs by precision, energy-based speed-up, memory). Writes
+benchmarks/results/quant.json and prints a table. Timings are only comparable within one run on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PROBLEMS = ("poisson2d", "hjb20d", "heat100d")
+VARIANTS = ("fp32", "tt", "tt_se", "tt_se_smx")
+#: default training steps per problem for the 2-core budget (the configs' own budgets are longer)
+STEPS = {"poisson2d": 30, "hjb20d": 30, "heat100d": 30}
+
+
+def run_one(config: str, steps: int) -> dict:
+    """Fit one config for `steps` steps in this process and score it."""
+    from lightning_pde import registry
+    from lightning_pde.cli import LPDECLI
+    from lightning_pde.derivatives import Stein
+    from lightning_pde.quant.cost_model import step_cost
+
+    registry.load_all()
+    with tempfile.TemporaryDirectory() as workdir:
+        cli = LPDECLI(run=False, args=[
+            "--config", config, f"--trainer.default_root_dir={workdir}", f"--trainer.max_steps={steps}",
+            "--trainer.enable_progress_bar=false", "--trainer.logger=false", "--trainer.enable_checkpointing=false",
+            "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false"])
+        model = cli.model
+        start = time.perf_counter()
+        cli.trainer.fit(model, datamodule=cli.datamodule)
+        seconds = time.perf_counter() - start
+    model.eval()
+    problem = model.problem
+    grid = problem.evaluation_grid()
+    with torch.no_grad():
+        pred = torch.cat([model(chunk.to(torch.float32)) for chunk in grid.points.split(2048)])
+    exact = grid.values.to(pred.dtype).reshape(pred.shape)
+    rel_l2 = float((pred - exact).norm() / exact.norm())
+    net = model.net
+    params = sum(p.numel() for p in net.parameters())
+    ratio = net.compression_ratio() if callable(getattr(net, "compression_ratio", None)) else 1.0
+    engine = model.derivatives
+    stein = isinstance(engine, Stein)
+    smx = getattr(net, "quantizer", None) is not None
+    sizes = {name: c.n_points for name, c in model.conditions.items()}
+    n_interior = sizes.get("pde", 0)
+    n_other = sum(v for k, v in sizes.items() if k != "pde")
+    space = [n for n in problem.input_names if n != "t"]
+    cost = step_cost(net, len(space), n_interior, n_other, "stein" if stein else "autograd",
+                     engine.samples if stein else 0, smx)
+    return {"config": config, "steps": cli.trainer.global_step, "fit_seconds": seconds,
+            "seconds_per_step": seconds / max(cli.trainer.global_step, 1), "rel_l2": rel_l2, "parameters": params,
+            "compression": ratio, "cost": cost.as_dict(), "points": sizes}
+
+
+def engine_timing(repeats: int = 3) -> dict:
+    """Training-step time on Heat(100) with the FP32 dense baseline network (the configs' widths): reverse-mode
+    autograd's exact Laplacian against Stein's estimator (configs' K), same points, same network; best of
+    `repeats` steps after one warm-up."""
+    from lightning_pde.derivatives import Autograd, Stein
+    from lightning_pde.modules import PINN
+    from lightning_pde.nn import MLP
+    from lightning_pde.problems import Heat
+
+    torch.manual_seed(0)
+    out = {}
+    for name, engine in (("autograd", Autograd()), ("stein_k32", Stein(samples=32))):
+        model = PINN(Heat(dim=100), MLP([256, 256, 256]), derivatives=engine, fused=False)
+        generator = torch.Generator().manual_seed(0)
+        points = {k: c.sample(50, generator, "uniform") for k, c in model.conditions.items()}
+        times = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            sum(model.losses(points).values()).backward()
+            times.append(time.perf_counter() - start)
+        out[name] = min(times[1:])
+    out["stein_speedup"] = out["autograd"] / out["stein_k32"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--steps", type=int, default=None, help="steps per run (default: per problem, STEPS)")
+    parser.add_argument("--output", default=str(RESULTS / "quant.json"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    torch.set_num_threads(threads)
+    if options.one:
+        result = run_one(options.one, options.steps)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print("RESULT " + json.dumps(result))
+        return
+    rows = []
+    for problem in options.problems:
+        for variant in options.variants:
+            config = f"configs/quant/{problem}_{variant}.yaml"
+            steps = options.steps or STEPS[problem]
+            out = subprocess.run([sys.executable, __file__, "--one", config, "--steps", str(steps)], cwd=ROOT,
+                                 capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+            line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+            if line is None:
+                print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
+                raise SystemExit(f"{config} failed")
+            row = json.loads(line[7:])
+            row.update(problem=problem, variant=variant)
+            rows.append(row)
+            print(f"{problem:10s} {variant:10s} rel_l2={row['rel_l2']:.3e} {row['seconds_per_step'] * 1e3:.0f} ms/step",
+                  flush=True)
+    for problem in options.problems:
+        base = next((r for r in rows if r["problem"] == problem and r["variant"] == "fp32"), None)
+        for r in rows:
+            if r["problem"] == problem and base is not None:
+                r["speedup_cost_model"] = base["cost"]["energy_pj"] / r["cost"]["energy_pj"]
+                r["memory_saving_cost_model"] = ((base["cost"]["weight_bytes"] + base["cost"]["activation_bytes"])
+                                                 / (r["cost"]["weight_bytes"] + r["cost"]["activation_bytes"]))
+                r["time_ratio_vs_fp32"] = base["seconds_per_step"] / r["seconds_per_step"]
+                r["error_ratio_vs_fp32"] = r["rel_l2"] / base["rel_l2"]
+    timing = engine_timing()
+    report = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__, "threads": threads,
+              "results": rows, "heat100_engine_step_seconds": timing}
+    Path(options.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(options.output).write_text(json.dumps(report, indent=2))
+    print(f"\n{'problem':10s} {'variant':10s} {'rel L2':>9s} {'x FP32':>7s} {'params':>8s} {'compr':>7s} "
+          f"{'ms/step':>8s} {'RSS MB':>7s} {'est.speedup':>11s} {'est.mem':>8s}")
+    for r in rows:
+        print(f"{r['problem']:10s} {r['variant']:10s} {r['rel_l2']:9.2e} {r.get('error_ratio_vs_fp32', float('nan')):7.2f} "
+              f"{r['parameters']:8d} {r['compression']:7.1f} {r['seconds_per_step'] * 1e3:8.0f} "
+              f"{r['peak_rss_mb']:7.0f} {r.get('speedup_cost_model', float('nan')):11.1f} "
+              f"{r.get('memory_saving_cost_model', float('nan')):8.1f}")
+    print(f"\nHeat(100), dense [256]*3, 50 points per condition: autograd step {timing['autograd']:.3f} s, Stein "
+          f"(K=32) step {timing['stein_k32']:.3f} s, Stein {timing['stein_speedup']:.1f}x faster")
+    print(f"\nwrote {options.output} ({threads} thread(s))")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""configs/quant end to end through the CLI, SMXPrecision selected by short name (also under DDP), checkpoints of
+quantized TT networks, and the cost model."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import lightning_pde
+from lightning_pde.cli import main
+from lightning_pde.nn import MLP, TTMLP
+from lightning_pde.quant import SMXLinear, SMXQuantizer, step_cost
+
+ROOT = Path(__file__).resolve().parents[1]
+QUANT = ROOT / "configs" / "quant"
+COMMON = ["--trainer.enable_progress_bar=false", "--data.init_args.steps_per_epoch=3", "--trainer.max_steps=3",
+          "--trainer.check_val_every_n_epoch=1", "--trainer.limit_val_batches=1", "--trainer.logger=false"]
+TINY = {
+    "poisson2d": ["--model.init_args.problem.init_args.n_pde=16", "--model.init_args.problem.init_args.n_boundary=8"],
+    "hjb20d": ["--model.init_args.problem.init_args.n_pde=8", "--model.init_args.problem.init_args.n_terminal=4",
+               "--model.init_args.problem.init_args.n_boundary=4",
+               "--model.init_args.problem.init_args.n_evaluation=64"],
+    "heat100d": ["--model.init_args.problem.init_args.n_pde=8", "--model.init_args.problem.init_args.n_initial=4",
+                 "--model.init_args.problem.init_args.n_boundary=4"],
+}
+SMALL_TT = {
+    "poisson2d": ("[16,16,16]", "[[[1,1,1,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[]]"),
+    "hjb20d": ("[16,16]", "[[[1,1,3,7],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[]]"),
+    "heat100d": ("[16,16,16]", "[[[1,1,1,101],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[]]"),
+}
+
+
+def tiny(config: Path) -> list[str]:
+    problem, variant = config.stem.split("_", 1)
+    args = [*COMMON, *TINY[problem]]
+    hidden, shapes = SMALL_TT[problem]
+    args.append(f"--model.init_args.net.init_args.hidden={hidden}")
+    if variant != "fp32":
+        args.append(f"--model.init_args.net.init_args.tt_shapes={shapes}")
+    if "se" in variant:
+        args.append("--model.init_args.derivatives.init_args.samples=4")
+    return args
+
+
+#: Poisson's four variants run by default; HJB(20) and Heat(100) (slower, the same code paths) with -m slow
+CONFIG_CASES = [pytest.param(c, id=c.stem, marks=() if c.stem.startswith("poisson") else pytest.mark.slow)
+                for c in sorted(QUANT.glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("config", CONFIG_CASES)
+def test_every_quant_config_runs_end_to_end(config, tmp_path):
+    assert main(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path}", *tiny(config)]) == 0
+    (ckpt,) = tmp_path.rglob("*.ckpt")
+    model = lightning_pde.load(ckpt)
+    assert type(model.net).__name__ == ("MLP" if config.stem.endswith("fp32") else "TTMLP")
+    if config.stem.endswith("smx"):
+        assert isinstance(model.net.quantizer, SMXQuantizer) and isinstance(model.net.layers[-1], SMXLinear)
+
+
+def lpde(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_TIPS": "1"}
+    return subprocess.run([sys.executable, "-m", "lightning_pde", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def test_smx_precision_plugin_by_short_name_under_ddp(tmp_path):
+    config = QUANT / "poisson2d_tt_se.yaml"
+    result = lpde("fit", "--config", str(config), *tiny(config), "--trainer.plugins=SMXPrecision",
+                  "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+
+
+def test_mlp_quantizer_is_additive():
+    torch.manual_seed(0)
+    plain = MLP([8], in_features=2, out_features=1)
+    assert "quantizer" in plain.init_args and plain.init_args["quantizer"] is None
+    assert all(type(layer) is torch.nn.Linear for layer in plain.layers)
+    with pytest.raises(ValueError, match="quantizer"):
+        MLP([8], quantizer="int8")
+
+
+def test_cost_model_counts_by_precision():
+    net = TTMLP(hidden=[512, 512], tt_shapes=[[[1, 1, 3, 7], [8, 4, 4, 4]], [[4, 4, 4, 8], [8, 4, 4, 4]], None],
+                in_features=21, out_features=1)
+    dense = MLP([512, 512], in_features=21, out_features=1)
+    base = step_cost(dense, 20, 100, 200, "autograd")
+    full = step_cost(net, 20, 100, 200, "stein", samples=64, smx=True)
+    forward_row = 21 * 512 + 512 * 512 + 512
+    assert base.macs["fp32"] == 3 * forward_row * (100 * (3 + 4 * 20) + 200)
+    assert full.macs["fp32"] == 0 and full.macs["int12x8"] == 2 * full.macs["int8"]
+    assert base.energy_pj / full.energy_pj > 10 and base.weight_bytes / full.weight_bytes > 50
+    with pytest.raises(ValueError, match="engine"):
+        step_cost(dense, 20, 1, 1, "finite")

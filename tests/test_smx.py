@@ -1,0 +1,79 @@
+"""SMX fake quantization (DESIGN.md, arXiv 2512.09202): bit for bit against a slow reference, transpose
+consistency, and the SMX training autograd function."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning_pde.quant import SMXLinear, SMXLinearFunction, smx_quantize, smx_quantize_reference
+from lightning_pde.quant.smx import smx_scale
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 11), cols=st.integers(1, 11), bits=st.integers(2, 12), block=st.integers(1, 5),
+       seed=st.integers(0, 2**16), magnitude=st.sampled_from([1e-6, 1e-2, 1.0, 300.0]))
+def test_smx_matches_reference_bit_for_bit(rows, cols, bits, block, seed, magnitude):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, cols, generator=g) * magnitude
+    x[0, 0] = 0.0
+    assert torch.equal(smx_quantize(x, bits, block), smx_quantize_reference(x, bits, block))
+
+
+def test_ties_round_half_to_even_and_zero_tiles():
+    # tile max 1.0 -> scale 2^(0 - 6) at INT8; 2.5 and 3.5 steps round to 2 and 4
+    x = torch.tensor([[1.0, 2.5 / 64, 3.5 / 64, 0.0]] + [[0.0] * 4] * 3)
+    q = smx_quantize(x)
+    assert q[0, 1].item() == 2 / 64 and q[0, 2].item() == 4 / 64
+    assert torch.equal(smx_quantize(torch.zeros(4, 4)), torch.zeros(4, 4))
+
+
+def test_transpose_consistent_idempotent_and_accurate():
+    x = torch.randn(37, 53)
+    q = smx_quantize(x)
+    assert torch.equal(smx_quantize(x.T), q.T)
+    assert torch.equal(smx_quantize(q), q)
+    codes = q / smx_scale(x)
+    assert torch.equal(codes, codes.round()) and codes.abs().max() <= 127
+    assert (q - x).norm() / x.norm() < 0.01  # INT8 4x4 SMX on Gaussian data: ~0.7 %
+    assert (smx_quantize(x, 12) - x).norm() / x.norm() < 1e-3
+
+
+@pytest.mark.parametrize("kwargs, message", [({"bits": 1}, "bits"), ({"block": 0}, "block"),
+                                             ({"bits": 2.5}, "bits")])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        smx_quantize(torch.ones(2, 2), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        SMXLinear(2, 2, **kwargs)
+
+
+def test_linear_function_uses_one_quantized_copy_forward_and_backward():
+    torch.manual_seed(0)
+    x = torch.randn(10, 12, requires_grad=True)
+    w = torch.randn(6, 12, requires_grad=True)
+    b = torch.randn(6, requires_grad=True)
+    y = SMXLinearFunction.apply(x, w, b, 8, 12, 4)
+    g = torch.randn(10, 6)
+    y.backward(g)
+    xq, wq, gq = smx_quantize(x.detach()), smx_quantize(w.detach()), smx_quantize(g, 12)
+    assert torch.equal(y, xq @ wq.T + b)
+    assert torch.equal(x.grad, gq @ wq)
+    # dW = Q12(dY)^T Q8(X): the transposed operands are the quantized copies themselves
+    assert torch.equal(w.grad, gq.T @ xq)
+    assert torch.equal(smx_quantize(xq.T), xq.T)
+    assert torch.allclose(b.grad, g.sum(0))
+
+
+def test_smx_linear_trains_a_regression():
+    torch.manual_seed(0)
+    layer = SMXLinear(8, 1)
+    x = torch.randn(256, 8)
+    target = x @ torch.arange(1.0, 9.0)[:, None] / 8
+    opt = torch.optim.Adam(layer.parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = (layer(x) - target).square().mean()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 1e-3

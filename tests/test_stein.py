@@ -1,0 +1,103 @@
+"""Stein derivative engine: unbiased for the Gaussian-smoothed function, usable by every problem, DiffQuant removes
+the underflow of quantized perturbations."""
+
+import math
+
+import pytest
+import torch
+
+from lightning_pde.derivatives import Autograd, Stein
+from lightning_pde.derivatives.stein import SteinFields
+from lightning_pde.modules import PINN
+from lightning_pde.nn import MLP
+from lightning_pde.problems import HJB, Heat, Poisson2D
+from lightning_pde.quant import SMXQuantizer, diffquant_differences, naive_differences
+
+
+class Wave(torch.nn.Module):
+    """f(x) = sin(w . x): the smoothed u_sigma = exp(-sigma^2 |w|^2 / 2) sin(w . x) is known in closed form."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = w
+
+    def forward(self, x):
+        return torch.sin(x @ self.w)[:, None]
+
+
+def test_unbiased_for_the_smoothed_function():
+    torch.manual_seed(0)
+    w = torch.tensor([1.5, -2.0, 0.5], dtype=torch.float64)
+    sigma = 0.4  # large, so the smoothing factor is far from 1 and the test tells u_sigma from f
+    x = torch.rand(4, 3, dtype=torch.float64)
+    fields = Stein(samples=200_000, sigma=sigma).fields(Wave(w), x, ("a", "b", "c"), ("u",))
+    damp = math.exp(-sigma**2 * w.square().sum().item() / 2)
+    phase = x @ w
+    grad = damp * torch.cos(phase)[:, None] * w
+    lap = -damp * w.square().sum() * torch.sin(phase)
+    assert torch.allclose(fields.grad("u"), grad, atol=0.02)
+    assert torch.allclose(fields.laplacian("u"), lap, atol=0.05)
+    assert torch.allclose(fields["u_ab"], -damp * w[0] * w[1] * torch.sin(phase), atol=0.05)
+    assert torch.allclose(fields["u_cc"], -damp * w[2] ** 2 * torch.sin(phase), atol=0.02)
+    assert not torch.allclose(fields.laplacian("u"), lap / damp, atol=0.05)  # not the unsmoothed Laplacian
+
+
+def test_time_sigma_and_errors():
+    x = torch.rand(3, 2, dtype=torch.float64)
+    quadratic = lambda p: (p[:, :1] ** 2 + 3 * p[:, 1:] ** 2)  # noqa: E731  exact for any sigma
+    f = Stein(samples=50_000, sigma=0.3, time_sigma=0.05).fields(quadratic, x, ("x", "t"), ("u",))
+    assert torch.allclose(f["u_x"], 2 * x[:, 0], atol=0.02) and torch.allclose(f["u_t"], 6 * x[:, 1], atol=0.05)
+    assert torch.allclose(f["u_xx"], torch.full((3,), 2.0, dtype=torch.float64), atol=0.05)
+    with pytest.raises(NotImplementedError, match="order 3"):
+        f["u_xxx"]
+    for kwargs, name in [({"samples": 0}, "samples"), ({"sigma": -1.0}, "sigma"), ({"time_inputs": "t"}, "time")]:
+        with pytest.raises(ValueError, match=name):
+            Stein(**kwargs)
+
+
+@pytest.mark.parametrize("problem", [Poisson2D(), HJB(dim=5), Heat(dim=10)])
+def test_serves_every_problem_and_reaches_the_parameters(problem):
+    torch.manual_seed(0)
+    pinn = PINN(problem, MLP([16, 16]), derivatives=Stein(samples=64), fused=False)
+    losses = pinn.losses({name: c.sample(20, torch.Generator().manual_seed(1), "uniform")
+                          for name, c in pinn.conditions.items()})
+    sum(losses.values()).backward()
+    first = pinn.net.layers[0].weight.grad
+    assert first is not None and first.abs().sum() > 0
+
+
+def test_close_to_autograd_on_a_network():
+    torch.manual_seed(0)
+    pinn = PINN(Poisson2D(), MLP([32, 32]), derivatives=Stein(samples=4096, sigma=0.01))
+    x = torch.rand(16, 2)
+    stein = pinn.fields(x)
+    pinn.derivatives = Autograd()
+    exact = pinn.fields(x)
+    assert (stein.grad("u") - exact.grad("u")).norm() / exact.grad("u").norm() < 0.05
+    assert (stein.laplacian("u") - exact.laplacian("u")).norm() / exact.laplacian("u").norm() < 0.2
+
+
+def test_diffquant_removes_the_underflow():
+    torch.manual_seed(1)
+    fp = MLP([64, 64, 64], in_features=2, out_features=1)
+    quantized = MLP([64, 64, 64], quantizer=SMXQuantizer(), in_features=2, out_features=1)
+    quantized.load_state_dict(fp.state_dict())
+    x, delta = torch.rand(8, 2), torch.randn(8, 256, 2) * 0.01
+    with torch.no_grad():
+        _, (exact, _) = naive_differences(fp, x, [delta, -delta])
+        _, (naive, _) = naive_differences(quantized, x, [delta, -delta])
+        _, (diff, _) = diffquant_differences(quantized, x, [delta, -delta])
+        _, (diff_fp, _) = diffquant_differences(fp, x, [delta, -delta])
+    error = lambda a: ((a - exact).norm() / exact.norm()).item()  # noqa: E731
+    assert error(diff_fp) < 1e-3  # the difference path is the same function in full precision
+    assert error(naive) > 0.5  # INT8 x + delta: delta rounded away, differences are quantization noise
+    assert error(diff) < 0.1  # DiffQuant: delta keeps its own block scale
+
+
+def test_diffquant_engine_needs_a_pinn_without_hard_constraints():
+    f = SteinFields(MLP([8], in_features=2, out_features=1), torch.rand(3, 2), ("x1", "x2"), ("u",),
+                    Stein(samples=4, diffquant=True))
+    with pytest.raises(ValueError, match="PINN"):
+        f.laplacian("u")
+    with pytest.raises(ValueError, match="hard-constraint"):
+        PINN(Poisson2D(), MLP([8]), derivatives=Stein(samples=4, diffquant=True), hard_constraints=True)
