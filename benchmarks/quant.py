@@ -100,6 +100,31 @@ def engine_timing(repeats: int = 3) -> dict:
     return out
 
 
+def plot(report: dict, path: Path) -> None:
+    """Bar chart of relative L2 error and cost-model speed-up per problem and variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["results"]
+    problems = list(dict.fromkeys(r["problem"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for k, variant in enumerate(VARIANTS):
+        sel = [next((r for r in rows if r["problem"] == p and r["variant"] == variant), None) for p in problems]
+        xs = [i + 0.2 * (k - 1.5) for i in range(len(problems))]
+        axes[0].bar(xs, [r["rel_l2"] if r else 0 for r in sel], 0.2, label=variant)
+        axes[1].bar(xs, [r.get("speedup_cost_model", 0) if r else 0 for r in sel], 0.2, label=variant)
+    for ax, title in zip(axes, ("relative L2 error (30 steps)", "cost-model speed-up vs FP32 (estimate)")):
+        ax.set_xticks(range(len(problems)), problems)
+        ax.set_title(title)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
@@ -107,9 +132,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default: per problem, STEPS)")
     parser.add_argument("--output", default=str(RESULTS / "quant.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--plot-only", action="store_true", help="redraw docs/images/quant_results.png from --output")
     options = parser.parse_args()
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
     torch.set_num_threads(threads)
+    if options.plot_only:
+        plot(json.loads(Path(options.output).read_text()), ROOT / "docs" / "images" / "quant_results.png")
+        return
     if options.one:
         result = run_one(options.one, options.steps)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -154,7 +183,8 @@ def main() -> None:
               f"{r.get('memory_saving_cost_model', float('nan')):8.1f}")
     print(f"\nHeat(100), dense [256]*3, 50 points per condition: autograd step {timing['autograd']:.3f} s, Stein "
           f"(K=32) step {timing['stein_k32']:.3f} s, Stein {timing['stein_speedup']:.1f}x faster")
-    print(f"\nwrote {options.output} ({threads} thread(s))")
+    plot(report, ROOT / "docs" / "images" / "quant_results.png")
+    print(f"\nwrote {options.output} and docs/images/quant_results.png ({threads} thread(s))")
 
 
 if __name__ == "__main__":
