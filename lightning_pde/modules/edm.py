@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from lightning_pde import CHECKPOINT_CLASS_KEY
 from lightning_pde.diffusion import MLPBackbone, edm_scalings, heun_sample, karras_sigmas
 from lightning_pde.metrics import FieldResidual, SlicedWassersteinDistance
-from lightning_pde.spec import class_path, from_spec
+from lightning_pde.spec import class_path, from_spec, to_spec
 from lightning_pde.validation import finite_float, integer_at_least, integer_list, positive_float
 
 
@@ -65,6 +65,10 @@ class EDMTeacher(pl.LightningModule):
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
             self.save_hyperparameters()
         _checkpoint_hparams(self.hparams)
+        names = ("backbone", "data_shape", "sigma_data", "p_mean", "p_std", "sigma_min", "sigma_max", "rho",
+                 "sample_steps", "lr", "ema_decay")
+        #: this teacher's own constructor arguments as plain data (a student stores them to rebuild it)
+        self.spec_args = {name: self.hparams[name] for name in names if name in self.hparams}
         self.data_shape = tuple(integer_list("EDMTeacher", "data_shape", [2] if data_shape is None else data_shape))
         self.sigma_data = positive_float("EDMTeacher", "sigma_data", sigma_data)
         self.p_mean = finite_float("EDMTeacher", "p_mean", p_mean)
@@ -81,6 +85,7 @@ class EDMTeacher(pl.LightningModule):
             raise ValueError(f"EDMTeacher: ema_decay must be in [0, 1), got {ema_decay!r}")
         backbone = from_spec(backbone)
         self.backbone = backbone if backbone is not None else MLPBackbone(dim=self.data_shape[0])
+        self.spec_args["backbone"] = to_spec(self.backbone)
         self.ema = copy.deepcopy(self.backbone).requires_grad_(False)
         stat_shape = (self.data_shape[0],) + (1,) * (len(self.data_shape) - 1)
         self.register_buffer("data_mean", torch.zeros(stat_shape))

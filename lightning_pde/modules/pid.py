@@ -47,7 +47,10 @@ def teacher_spec(teacher: nn.Module) -> Any:
     """Plain-data spec that rebuilds `teacher`'s architecture (its weights travel in the student's state_dict)."""
     if isinstance(teacher, Configurable):
         return to_spec(teacher)
-    return {"class_path": class_path(teacher), "init_args": dict(teacher.hparams)}
+    args = getattr(teacher, "spec_args", None)
+    if args is None:
+        args = {k: v for k, v in teacher.hparams.items() if not k.startswith("_")}
+    return {"class_path": class_path(teacher), "init_args": to_spec(dict(args))}
 
 
 def distance(kind: str, prediction: Tensor, target: Tensor) -> Tensor:
@@ -179,6 +182,7 @@ class PIDStudent(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.teacher.eval()
+        self.backbone.train()  # a copy of a loaded teacher's network arrives in eval mode
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         z = self.noise(self.batch_size)
