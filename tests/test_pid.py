@@ -229,7 +229,7 @@ def test_piddm_physics_term_lowers_the_residual_and_solves_the_forward_problem(f
     mask = torch.zeros(1, 2, 1, 1)
     mask[:, 0] = 1.0  # forward problem: a observed, u generated
     solved = loaded.solve(data.val, mask, steps=50, lam=10.0, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(solved[:, 0], data.val[:, 0])
+    torch.testing.assert_close(solved[:, 0], data.val[:, 0])  # observed a kept (up to normalisation round-off)
     error = float((solved[:, 1] - data.val[:, 1]).norm() / data.val[:, 1].norm())
     blind = float((loaded.sample(4)[:, 1] - data.val[:, 1]).norm() / data.val[:, 1].norm())
     assert error < 0.7 * blind
