@@ -24,10 +24,15 @@ def lpde(*args, cwd):
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(ROOT)) for c in CONFIGS])
 def test_every_config_parses(config, capsys):
+    # An overlay (trainer settings only) is checked on top of a method's config, as it is used.
+    base = ["--config", POISSON] if config.name == "overlay.yaml" else []
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(config), "--print_config"])
+        main(["fit", *base, "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
-    assert "class_path" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "class_path" in out
+    if base:
+        assert "strategy: ddp" in out
 
 
 def test_fit_test_predict_end_to_end(tmp_path):
