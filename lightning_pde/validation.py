@@ -23,10 +23,13 @@ def finite_float(owner: str, name: str, value: object) -> float:
     return float(value)
 
 
-def positive_float(owner: str, name: str, value: object) -> float:
-    """`value` as a float if it is a finite number > 0."""
+def positive_float(owner: str, name: str, value: object, maximum: float | None = None) -> float:
+    """`value` as a float if it is a finite number > 0 (and <= `maximum`, where squares or exponentials of it must
+    stay finite)."""
     if not _is_real(value) or value <= 0:
         raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{owner}: {name} must be a number in (0, {maximum:g}], got {value!r}")
     return float(value)
 
 

@@ -81,6 +81,8 @@ class CollocationDataModule(pl.LightningDataModule):
                                      ("eval_batch_size", eval_batch_size, 1), ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"CollocationDataModule: {name} must be an integer >= {minimum}, got {value!r}")
+        if n_points is not None and not isinstance(n_points, dict):
+            raise ValueError(f"CollocationDataModule: n_points must map condition names to counts, got {n_points!r}")
         bad = {k: v for k, v in (n_points or {}).items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
         if bad:
             raise ValueError(f"CollocationDataModule: n_points values must be integers >= 1, got {bad}")

@@ -124,6 +124,8 @@ class UNetBackbone(nn.Module, Configurable):
         super().__init__()
         self.channels = positive_int("UNetBackbone", "channels", channels)
         w = positive_int("UNetBackbone", "width", width)
+        if w % 8:  # the blocks normalise 3 * width channels in 8 groups
+            raise ValueError(f"UNetBackbone: width must be a multiple of 8, got {width!r}")
         e = positive_int("UNetBackbone", "embedding_dim", embedding_dim)
         self.embed = NoiseEmbedding(e)
         self.inp = nn.Conv2d(channels, w, 3, padding=1)
@@ -157,8 +159,9 @@ class GaussianMixtureDenoiser(nn.Module, Configurable):
     def __init__(self, n_components: int = 8, radius: float = 2.0, std: float = 0.1) -> None:
         super().__init__()
         k = positive_int("GaussianMixtureDenoiser", "n_components", n_components)
-        self.radius = positive_float("GaussianMixtureDenoiser", "radius", radius)
-        self.std = positive_float("GaussianMixtureDenoiser", "std", std)
+        # bounded so that squared distances stay finite in float32
+        self.radius = positive_float("GaussianMixtureDenoiser", "radius", radius, maximum=1e6)
+        self.std = positive_float("GaussianMixtureDenoiser", "std", std, maximum=1e6)
         angles = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
         self.register_buffer("means", radius * torch.stack([angles.cos(), angles.sin()], 1).float())
         self.data_shape = (2,)

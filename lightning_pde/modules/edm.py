@@ -70,7 +70,7 @@ class EDMTeacher(pl.LightningModule):
         #: this teacher's own constructor arguments as plain data (a student stores them to rebuild it)
         self.spec_args = {name: self.hparams[name] for name in names if name in self.hparams}
         self.data_shape = tuple(integer_list("EDMTeacher", "data_shape", [2] if data_shape is None else data_shape))
-        self.sigma_data = positive_float("EDMTeacher", "sigma_data", sigma_data)
+        self.sigma_data = positive_float("EDMTeacher", "sigma_data", sigma_data, maximum=1e6)
         self.p_mean = finite_float("EDMTeacher", "p_mean", p_mean)
         self.p_std = positive_float("EDMTeacher", "p_std", p_std)
         self.sigma_min = positive_float("EDMTeacher", "sigma_min", sigma_min)
@@ -84,6 +84,9 @@ class EDMTeacher(pl.LightningModule):
         if not 0 <= ema_decay < 1:
             raise ValueError(f"EDMTeacher: ema_decay must be in [0, 1), got {ema_decay!r}")
         backbone = from_spec(backbone)
+        if backbone is not None and not isinstance(backbone, nn.Module):
+            raise ValueError(f"EDMTeacher: backbone must be a network (e.g. MLPBackbone, UNetBackbone), got "
+                             f"{backbone!r}")
         self.backbone = backbone if backbone is not None else MLPBackbone(dim=self.data_shape[0])
         self.spec_args["backbone"] = to_spec(self.backbone)
         self.ema = copy.deepcopy(self.backbone).requires_grad_(False)

@@ -19,7 +19,7 @@ from lightning_pde.nn import MLP
 from lightning_pde.problems import Problem
 from lightning_pde import CHECKPOINT_CLASS_KEY
 from lightning_pde.spec import class_path, from_spec, to_spec
-from lightning_pde.validation import boolean
+from lightning_pde.validation import boolean, nonnegative_float
 
 
 def checkpoint_hparams(hparams: dict[str, Any]) -> None:
@@ -84,6 +84,13 @@ class PINN(pl.LightningModule):
         problem, net, derivatives = from_spec(problem), from_spec(net), from_spec(derivatives)
         if not isinstance(problem, Problem):
             raise ValueError(f"PINN: problem must be a lightning_pde Problem, got {type(problem).__name__}")
+        if net is not None and not isinstance(net, nn.Module):
+            raise ValueError(f"PINN: net must be a network (an nn.Module such as MLP), got {net!r}")
+        if derivatives is not None and not isinstance(derivatives, DerivativeEngine):
+            raise ValueError(f"PINN: derivatives must be a derivative engine (Autograd, SinglePass, ...), got "
+                             f"{derivatives!r}")
+        if loss_weights is not None and not isinstance(loss_weights, dict):
+            raise ValueError(f"PINN: loss_weights must map condition names to weights, got {loss_weights!r}")
         self.problem = problem
         self.net = net if net is not None else MLP()
         lower, upper = problem.domain.lower, problem.domain.upper
@@ -110,7 +117,8 @@ class PINN(pl.LightningModule):
         if unknown:
             raise ValueError(f"PINN: loss_weights has unknown condition(s) {unknown}; "
                              f"{problem.name} has {sorted(self.conditions)}")
-        self.loss_weights = {name: float(weights.get(name, 1.0)) for name in self.conditions}
+        self.loss_weights = {name: nonnegative_float("PINN", f"loss_weights[{name!r}]", weights.get(name, 1.0))
+                             for name in self.conditions}
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.register_buffer("input_center", center.float(), persistent=False)

@@ -210,13 +210,15 @@ class TTMLP(MLP):
                  tt_shapes: list | None = None, rank: int = 2,
                  groups: Sequence[int] | None = None, quantizer: Quantizer | None = None,
                  in_features: int | None = None, out_features: int | None = None) -> None:
-        if any(s is not None and len(s) not in (0, 2) for s in (tt_shapes or [])):
+        if tt_shapes is not None and (not isinstance(tt_shapes, (list, tuple)) or any(
+                s is not None and (not isinstance(s, (list, tuple)) or len(s) not in (0, 2)) for s in tt_shapes)):
             raise ValueError(f"TTMLP: tt_shapes entries must be [in_shape, out_shape], or null or [] for a dense "
                              f"layer, got {tt_shapes!r}")
         self.tt_shapes = [[list(s[0]), list(s[1])] if s else None for s in (tt_shapes or [])]
         if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
             raise ValueError(f"TTMLP: rank must be an integer >= 1, got {rank!r}")
-        self.rank, self.groups = rank, None if groups is None else list(groups)
+        self.rank = rank
+        self.groups = None if groups is None else integer_list("TTMLP", "groups", groups, minimum=1)
         super().__init__(hidden, activation, None, None, quantizer=quantizer)
         if len(self.tt_shapes) not in (0, len(self.hidden) + 1):
             raise ValueError(f"TTMLP: tt_shapes must have one entry per layer ({len(self.hidden) + 1}), got "
