@@ -261,7 +261,8 @@ def plot(report: dict, path: Path) -> None:
 
     problems = [p for p in report["problems"] if report["summary"][p]["libraries"]]
     figure, axes = plt.subplots(1, len(problems), figsize=(6 * len(problems), 4.2), squeeze=False)
-    styles = {"lightning-pde": ("C0", "-"), "lightning-pde-loop": ("C0", ":"), "deepxde": ("C1", "-"),
+    styles = {"lightning-pde": ("C0", "-"), "lightning-pde-loop": ("C0", ":"), "lightning-pde-compiled": ("C3", "-"),
+              "deepxde": ("C1", "-"),
               "pina": ("C2", "-")}
     for axis, problem in zip(axes[0], problems):
         for run in report["runs"][problem].values():
