@@ -16,6 +16,8 @@ saves the *quantized* input and weight in forward and reuses them, transposed, i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import math
 
 import torch
@@ -43,35 +45,38 @@ def smx_quantize(x: Tensor, bits: int = 8, block: int = 4) -> Tensor:
         ValueError: for bits < 2 or block < 1.
     """
     bits, block = _check(bits, block)
+    tiles, untile = _tiles(x, block)
+    scale = _tile_scale(tiles, bits)
+    limit = 2 ** (bits - 1) - 1
+    return untile(torch.round(tiles / scale).clamp_(-limit, limit) * scale)
+
+
+def _tiles(x: Tensor, block: int) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """`x` as square tiles (row tiles, block, column tiles, block), zero-padded at the edges, and the function
+    that turns a tensor of that tiled shape back into `x`'s shape."""
     shape = x.shape
     m = x.reshape(1, -1) if x.dim() < 2 else x.reshape(-1, shape[-1])
     rows, cols = m.shape
     pad_r, pad_c = (-rows) % block, (-cols) % block
     padded = torch.nn.functional.pad(m, (0, pad_c, 0, pad_r)) if pad_r or pad_c else m
     tiles = padded.reshape((rows + pad_r) // block, block, (cols + pad_c) // block, block)
+    return tiles, lambda t: t.reshape(padded.shape)[:rows, :cols].reshape(shape)
+
+
+def _tile_scale(tiles: Tensor, bits: int) -> Tensor:
+    """Each tile's power-of-two scale 2^(floor(log2 amax) - (bits - 2)), shape (row tiles, 1, column tiles, 1)."""
     amax = tiles.abs().amax(dim=(1, 3), keepdim=True)
     # floor(log2 amax) exactly: frexp gives amax = mantissa * 2^exponent with mantissa in [0.5, 1)
     _, exponent = torch.frexp(amax.clamp_min(TINY))
-    scale = torch.ldexp(torch.ones_like(amax), (exponent - 1 - (bits - 2)).to(amax.dtype))
-    limit = 2 ** (bits - 1) - 1
-    q = torch.round(tiles / scale).clamp_(-limit, limit)
-    out = (q * scale).reshape(padded.shape)[:rows, :cols]
-    return out.reshape(shape)
+    return torch.ldexp(torch.ones_like(amax), (exponent - 1 - (bits - 2)).to(amax.dtype))
 
 
 def smx_scale(x: Tensor, bits: int = 8, block: int = 4) -> Tensor:
     """The power-of-two scale of each element's tile, same shape as `x` (so ``smx_quantize(x) / smx_scale(x)`` are
     the integer codes)."""
     bits, block = _check(bits, block)
-    shape = x.shape
-    m = x.reshape(1, -1) if x.dim() < 2 else x.reshape(-1, shape[-1])
-    rows, cols = m.shape
-    pad_r, pad_c = (-rows) % block, (-cols) % block
-    padded = torch.nn.functional.pad(m, (0, pad_c, 0, pad_r)) if pad_r or pad_c else m
-    tiles = padded.reshape((rows + pad_r) // block, block, (cols + pad_c) // block, block)
-    _, exponent = torch.frexp(tiles.abs().amax(dim=(1, 3), keepdim=True).clamp_min(TINY))
-    scale = torch.ldexp(torch.ones_like(tiles[:, :1, :, :1]), (exponent - 1 - (bits - 2)).to(tiles.dtype))
-    return scale.expand_as(tiles).reshape(padded.shape)[:rows, :cols].reshape(shape)
+    tiles, untile = _tiles(x, block)
+    return untile(_tile_scale(tiles, bits).expand_as(tiles))
 
 
 def smx_quantize_reference(x: Tensor, bits: int = 8, block: int = 4) -> Tensor:
