@@ -8,6 +8,7 @@ on an exception: the last checkpoint written before that step is kept as it was.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -34,7 +35,6 @@ def check_finite_losses(owner: str, losses: Mapping[str, Tensor], step: int) -> 
         torch.distributed.all_reduce(values)
     if bool(torch.isfinite(values).all()):
         return
-    bad = ", ".join(f"{name}={float(value):g}" for name, value in zip(losses, values.tolist())
-                    if not torch.isfinite(torch.tensor(value)))
+    bad = ", ".join(f"{name}={value:g}" for name, value in zip(losses, values.tolist()) if not math.isfinite(value))
     raise NonFiniteLossError(f"{owner}: non-finite loss term at step {step}: {bad}. Training stopped before this "
                              f"step's update; the last checkpoint written before it is unchanged")

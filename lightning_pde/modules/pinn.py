@@ -123,42 +123,32 @@ class PINN(pl.LightningModule):
         self.lr_scheduler_factory = lr_scheduler
         self.register_buffer("input_center", center.float(), persistent=False)
         self.register_buffer("input_scale", inv_half_width.float(), persistent=False)
-        self._check_conditions()
         self.compile_loss = boolean("PINN", "compile", compile)
-        if self.compile_loss:
-            self._check_compilable()
+        if self.compile_loss and not isinstance(self.derivatives, SinglePass):
+            raise ValueError(f"PINN: compile=True needs the SinglePass derivative engine (its loss has no "
+                             f"torch.autograd.grad inside, which torch.compile cannot compile), got "
+                             f"{type(self.derivatives).__name__}")
+        self._check_conditions()
         self._compiled_losses: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
         self.val_rel_l2, self.test_rel_l2 = RelativeL2Error(), RelativeL2Error()
         self.val_residual, self.test_residual = PDEResidual(), PDEResidual()
 
     def _check_conditions(self) -> None:
         """Evaluate every residual at two sample points, so that a residual asking for an unknown input or output
-        name, or an engine that cannot serve the problem, fails here at construction rather than at step one."""
+        name, or an engine that cannot serve the problem, fails here at construction rather than at step one.
+        With compile=True, a residual that SinglePass must take from reverse mode fails here too."""
         generator = torch.Generator().manual_seed(0)
         dtype = next(self.net.parameters(), torch.empty(0)).dtype  # a user may pass a network already in float64
         for name, cond in self.conditions.items():
             points = cond.sample(2, generator, "uniform").to(dtype)
             try:
-                cond.residual(self.derivatives.fields(self, points, self.problem.input_names,
-                                                      self.problem.output_names))
+                fields = self.derivatives.fields(self, points, self.problem.input_names, self.problem.output_names)
+                cond.residual(fields)
             except (KeyError, ValueError, NotImplementedError) as error:
                 message = error.args[0] if isinstance(error, KeyError) and error.args else error
                 raise ValueError(f"PINN: condition {name!r} of {self.problem.name} cannot be evaluated with the "
                                  f"{type(self.derivatives).__name__} engine: {message}") from error
-
-    def _check_compilable(self) -> None:
-        """compile=True: the loss must be a plain forward computation (no autograd.grad inside it)."""
-        if not isinstance(self.derivatives, SinglePass):
-            raise ValueError(f"PINN: compile=True needs the SinglePass derivative engine (its loss has no "
-                             f"torch.autograd.grad inside, which torch.compile cannot compile), got "
-                             f"{type(self.derivatives).__name__}")
-        generator = torch.Generator().manual_seed(0)
-        dtype = next(self.net.parameters(), torch.empty(0)).dtype
-        for name, cond in self.conditions.items():
-            fields = self.derivatives.fields(self, cond.sample(2, generator, "uniform").to(dtype),
-                                             self.problem.input_names, self.problem.output_names)
-            cond.residual(fields)
-            if fields.used_reverse:
+            if self.compile_loss and fields.used_reverse:
                 raise ValueError(f"PINN: compile=True, but condition {name!r} of {self.problem.name} asks for a mixed "
                                  "or third-order derivative, which SinglePass takes from reverse mode; use "
                                  "compile=False")

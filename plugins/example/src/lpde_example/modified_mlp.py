@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_pde.spec import Configurable
+from lightning_pde.validation import positive_int
 
 
 class ModifiedMLP(nn.Module, Configurable):
@@ -30,10 +31,8 @@ class ModifiedMLP(nn.Module, Configurable):
     def __init__(self, width: int = 32, depth: int = 3, in_features: int | None = None,
                  out_features: int | None = None) -> None:
         super().__init__()
-        for name, value in (("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModifiedMLP: {name} must be an integer >= 1, got {value!r}")
-        self.width, self.depth = width, depth
+        self.width = positive_int("ModifiedMLP", "width", width)
+        self.depth = positive_int("ModifiedMLP", "depth", depth)
         self.encoders = nn.ModuleList()
         self.layers = nn.ModuleList()
         self.in_features: int | None = None
@@ -47,9 +46,8 @@ class ModifiedMLP(nn.Module, Configurable):
               periods: dict[str, float] | None = None) -> "ModifiedMLP":
         """Create the layers for the given sizes (the owner's protocol, as `MLP.build`; no embedding, so
         `input_names` and `periods` are unused)."""
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModifiedMLP: {name} must be an integer >= 1, got {value!r}")
+        positive_int("ModifiedMLP", "in_features", in_features)
+        positive_int("ModifiedMLP", "out_features", out_features)
         if self.layers:
             if (self.in_features, self.out_features) != (in_features, out_features):
                 raise ValueError(f"ModifiedMLP: built for {self.in_features} inputs and {self.out_features} "

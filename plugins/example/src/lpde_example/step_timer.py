@@ -8,6 +8,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
+from lightning_pde.validation import positive_int
+
 
 class StepTimer(Callback):
     """Log ``train/steps_per_second`` every `every_n_steps` optimizer steps: the steps since the last log divided
@@ -18,9 +20,7 @@ class StepTimer(Callback):
     """
 
     def __init__(self, every_n_steps: int = 50) -> None:
-        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
-            raise ValueError(f"StepTimer: every_n_steps must be an integer >= 1, got {every_n_steps!r}")
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = positive_int("StepTimer", "every_n_steps", every_n_steps)
         self.steps_per_second: float | None = None
         self._start: float | None = None
         self._start_step = 0
