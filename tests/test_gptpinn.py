@@ -1,6 +1,7 @@
 """GPT-PINN / S2GPT-PINN: reduced fields against autograd, batched solvers against per-row references, EIM,
 greedy selection (argmax, resume, DDP), CLI end to end and bad input."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -239,3 +240,97 @@ def test_ddp_two_ranks_select_like_one_process(tmp_path):
     b = lightning_pde.load(tmp_path / "two" / "checkpoints" / "burgers" / "last.ckpt")
     torch.testing.assert_close(a.selected_params, b.selected_params)
     torch.testing.assert_close(a.max_losses, b.max_losses, rtol=1e-6, atol=1e-12)
+
+
+class ExactNeuron(nn.Module):
+    """A 'neuron' that is the exact Helmholtz solution at its parameter (fields by autograd, like a trained PINN)."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.problem = Helmholtz(*params)
+
+    def forward(self, x):
+        return self.problem.exact(x)
+
+    def fields(self, x):
+        return Autograd().fields(self, x, ("x", "y"), ("u",))
+
+
+HELMHOLTZ_SELECTED = [[2.0, 4.0, 1.0], [1.0, 4.0, 1.0], [1.9, 4.0, 1.0], [2.0, 3.7, 1.0], [1.0, 1.0, 1.0]]
+
+
+@pytest.fixture(scope="module")
+def exact_bank():
+    """Helmholtz bank built from exact solutions: any error online is the online machinery's, not the neurons'."""
+    m = helmholtz(parameter_grid={"a1": [1.0, 2.0, 11], "a2": [1.0, 4.0, 11], "k": [1.0, 1.0, 1]},
+                  pde_grid=[30, 30], test_grid=[25, 25])
+    for p in HELMHOLTZ_SELECTED:
+        m.add_neuron(ExactNeuron(p), torch.tensor(p, dtype=torch.float64))
+    return m
+
+
+def exact_errors(m, params, **kw):
+    u = m.predict(params, warn=False, **kw)
+    ref = torch.stack([Helmholtz(*p.tolist()).exact(m.points_test).reshape(-1) for p in params])
+    return (u - ref).norm(dim=1) / ref.norm(dim=1)
+
+
+@pytest.mark.parametrize("solver", ["lstsq", "gauss_newton"])
+def test_exact_neurons_are_reproduced_online(exact_bank, solver):
+    params = torch.tensor(HELMHOLTZ_SELECTED, dtype=torch.float64)
+    assert exact_errors(exact_bank, params, solver=solver, sparse=False).max() < 1e-8
+    # between two close neurons the reduced model interpolates: far better than either neuron alone
+    mid = torch.tensor([[1.95, 4.0, 1.0], [2.0, 3.85, 1.0]], dtype=torch.float64)
+    err = exact_errors(exact_bank, mid, solver=solver, sparse=False)
+    assert err.max() < 3e-2, err
+    alone = exact_bank.initial_coefficients(mid) @ exact_bank.columns("test")["u"].T  # the nearest neuron, c = e_k
+    ref = torch.stack([Helmholtz(*p.tolist()).exact(exact_bank.points_test).reshape(-1) for p in mid])
+    assert (err < (alone - ref).norm(dim=1) / ref.norm(dim=1)).all()
+
+
+def test_s2gpt_on_exact_neurons_needs_no_sum_to_one_for_homogeneous_boundaries(exact_bank):
+    m = copy.deepcopy(exact_bank)
+    sparse = CollocationDownsampling(sum_to_one_weight=1.0)
+    m.sparse = {"sum_to_one_weight": 1.0, "keep_conditions": []}
+    sparse.neuron_added(m)
+    for p in m.selected_params[1:]:
+        sparse.residual_selected(m, p.reshape(1, -1))
+    n = m.n_neurons
+    params = torch.tensor([[1.95, 4.0, 1.0], [2.0, 3.85, 1.0]], dtype=torch.float64)
+    # u = 0 on the boundary holds for every combination: no penalty row, the residual is the magic points only
+    assert not m.replaced_conditions_inhomogeneous(set())
+    assert m.residual_fn(params)(torch.ones(2, n, dtype=torch.float64)).shape == (2, 2 * n - 1)
+    selected = m.selected_params
+    assert exact_errors(m, selected, solver="lstsq", sparse=True).max() < 1e-8
+    # near the neurons the 2n - 1 magic points interpolate well (GPT on the full grid: 5e-4 and 2e-2)
+    assert (exact_errors(m, params, solver="lstsq", sparse=True) < 0.1).all()
+
+
+def test_gd_warns_above_its_stability_limit_and_converges_below(exact_bank):
+    from lightning_pde.gptpinn.solvers import gd_step_limit
+
+    params = torch.tensor([[1.95, 4.0, 1.0]], dtype=torch.float64)
+    residual = exact_bank.residual_fn(params, sparse=False)
+    c0 = exact_bank.initial_coefficients(params)
+    limit = float(gd_step_limit(residual, c0)[0])
+    assert limit < 0.05  # u_xx ~ (a pi)^2 u: the papers' lr 0.05 is far above the limit for Helmholtz
+    with pytest.warns(UserWarning, match="stability limit"):
+        c, loss = solve_batched(residual, c0, "gd", steps=30, lr=0.05)
+    assert not torch.isfinite(loss).all() or loss[0] > residual(c0).square().sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c, loss = solve_batched(residual, c0, "gd", steps=200, lr=0.5 * limit)
+    assert loss[0] < residual(c0).square().sum()
+
+
+def test_bank_matches_fresh_autograd_of_fourier_float32_neurons():
+    m = helmholtz(max_neurons=2, neuron_fourier_features=8, neuron_precision="float32")
+    fit(m)
+    assert m.n_neurons == 2
+    for i, pinn in enumerate(m.neurons):
+        assert next(pinn.parameters()).dtype == torch.float64
+        fields = Autograd().fields(pinn, m.points_pde, ("x", "y"), ("u",))
+        for j, key in enumerate(m.keys):
+            torch.testing.assert_close(m.bank_pde[j, :, i], fields[key].reshape(-1).detach(), rtol=1e-10,
+                                       atol=1e-10)
+        torch.testing.assert_close(m.bank_test[0, :, i], pinn(m.points_test).reshape(-1))

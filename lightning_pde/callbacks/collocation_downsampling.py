@@ -20,7 +20,10 @@ class CollocationDownsampling(pl.Callback):
     loss is then the mean squared PDE residual at these 2n - 1 points plus ``sum_to_one_weight * (sum_i c_i - 1)^2``,
     which replaces initial/boundary terms that do not depend on the parameter (an affine combination of neurons
     satisfies them, S2GPT Sec. 3); conditions named in `keep_conditions` stay as full terms (e.g. Allen-Cahn). The
-    warm start is the nearest selected neuron's interpolation coefficients.
+    penalty is applied only when a replaced condition is inhomogeneous (nonzero residual at u = 0, e.g. Burgers'
+    u(x, 0) = -sin(pi x)): with homogeneous data (Helmholtz's u = 0 on the boundary) every combination satisfies
+    it, so it says nothing about sum c, and the loss is the magic-point residual alone, as in the S2GPT Helmholtz
+    code. The warm start is the nearest selected neuron's interpolation coefficients.
 
     Args:
         sum_to_one_weight: weight of the sum-to-one penalty (>= 0).

@@ -4,6 +4,7 @@ Levenberg-Marquardt and a direct least-squares solve for linear PDEs)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -25,6 +26,27 @@ def jacobian(residual: Residual, c: Tensor) -> tuple[Tensor, Tensor]:
     r = residual(c)
     jac = torch.func.vmap(lambda v: torch.func.jvp(residual, (c,), (v,))[1])(tangents)
     return r, jac.permute(1, 2, 0)
+
+
+def gd_step_limit(residual: Residual, c: Tensor) -> Tensor:
+    """Largest stable gradient-descent learning rate (M,) at c: the loss |r|^2 has the Gauss-Newton Hessian
+    2 J^T J, so c <- c - lr grad converges near c only for lr < 1 / lambda_max(J^T J)."""
+    _, jac = jacobian(residual, c)
+    top = torch.linalg.eigvalsh(jac.transpose(1, 2) @ jac)[:, -1]
+    return 1.0 / top.clamp_min(1e-300)
+
+
+def check_gd_step(residual: Residual, c: Tensor, lr: float) -> None:
+    """Warn when `lr` is above the stability limit at the start for some parameters: ``gd`` then diverges. The
+    papers' learning rates (0.02-0.05) fit their neurons' scales; derivative columns of large magnitude (Helmholtz
+    u_xx ~ (a pi)^2 u, Burgers' shock layers, which the GPT-PINN Burgers code zeroes) push the limit far below."""
+    limit = gd_step_limit(residual, c)
+    bad = lr >= limit
+    if bad.any():
+        warnings.warn(f"solve_batched: gd learning rate {lr:g} is above the stability limit 1/lambda_max(J^T J) "
+                      f"(smallest {float(limit.min()):.3g}, median {float(limit.median()):.3g}) for {int(bad.sum())} "
+                      f"of {len(c)} parameters; plain gradient descent will diverge there. Use lr below the limit, "
+                      "or adam / gauss_newton / lstsq", stacklevel=3)
 
 
 def solve_batched(residual: Residual, c0: Tensor, solver: str = "gauss_newton", steps: int = 20,
@@ -57,6 +79,8 @@ def solve_batched(residual: Residual, c0: Tensor, solver: str = "gauss_newton", 
             loss = torch.where(better, trial_loss, loss)
             damping = torch.where(better, damping / 3, damping * 4).clamp(1e-12, 1e8)
     else:
+        if solver == "gd":
+            check_gd_step(residual, c, lr)
         c.requires_grad_(True)
         optimizer = torch.optim.Adam([c], lr=lr) if solver == "adam" else None
         for _ in range(steps):
