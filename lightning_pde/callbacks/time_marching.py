@@ -1,0 +1,250 @@
+"""Time marching: train a time-dependent PINN one time window after another."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from torch import Tensor
+
+from lightning_pde.problems.base import Condition
+from lightning_pde.validation import boolean, integer_at_least, name_list, nonempty_str, nonnegative_float, positive_int
+
+
+class TimeMarching(Callback):
+    """Split the time interval [t_0, t_1] into `n_windows` equal windows and train them in order, each with
+    `adam_steps` steps of the module's optimizer and then up to `lbfgs_iterations` L-BFGS iterations.
+
+    Two modes, chosen by the network:
+
+    * **Window by window** (a :class:`~lightning_pde.nn.time_windows.TimeWindows` network, one sub-network per window): window k
+      is trained alone on its own slab [t_k, t_{k+1}]; its initial condition is continuity with the trained,
+      frozen window k - 1 at t_k (the fields named in `match` agree there), the problem's own initial condition
+      for k = 0. This is sequence-to-sequence training (Krishnapriyan et al. 2021, arXiv 2109.01050, Sec. 4.2;
+      Mattey & Ghosh 2022, arXiv 2107.07597 pass the state on the same way). With `warm_start` window k starts
+      from window k - 1's weights.
+    * **Growing window** (any other network): one network is trained on [t_0, t_{k+1}] in stage k, with the
+      problem's conditions unchanged (the time-adaptive PINN of Wight & Zhao 2020, arXiv 2007.04542, Sec. 3.1).
+
+    Every condition's sampler is squeezed affinely in time onto the current window, so the collocation data module
+    (which samples the module's conditions) draws the window's points; they are redrawn at each window change.
+    The callback owns the optimizer: each window starts a fresh one from the module's ``optimizer_factory``
+    (Adam when the module has none) over the trainable parameters, and its learning-rate scheduler is not used.
+    It sets ``trainer.max_steps`` to the sum of the windows' budgets and stops training after the last window.
+    Resuming from a checkpoint restarts the current window's current phase with a fresh optimizer. Marching runs
+    forward from the lower end of the time input's range (problems with a terminal condition are not supported).
+
+    Logged: ``marching/window`` (the window being trained).
+
+    Args:
+        n_windows: number of time windows; None takes the network's (a ``TimeWindows`` network must agree).
+        adam_steps: steps of the module's optimizer per window (0: L-BFGS only).
+        lbfgs_iterations: L-BFGS iteration budget per window (0: none). A window ends early when L-BFGS
+            converges (a step that stops before its iteration budget).
+        iterations_per_step: L-BFGS iterations per Lightning step.
+        history_size: L-BFGS memory.
+        tolerance_grad: L-BFGS stops when the largest gradient entry falls below this.
+        tolerance_change: L-BFGS stops when the loss or the step changes less than this.
+        time_input: name of the time input.
+        match: fields that must agree across a window boundary, e.g. ``["u"]``, or ``["u", "u_t"]`` for an
+            equation second order in time.
+        warm_start: start each window's network from the previous window's weights.
+    """
+
+    def __init__(self, n_windows: int | None = None, adam_steps: int = 1000, lbfgs_iterations: int = 1000,
+                 iterations_per_step: int = 100, history_size: int = 50, tolerance_grad: float = 1e-11,
+                 tolerance_change: float = 1e-14, time_input: str = "t", match: Sequence[str] = ("u",),
+                 warm_start: bool = True) -> None:
+        self.n_windows = None if n_windows is None else positive_int("TimeMarching", "n_windows", n_windows)
+        self.adam_steps = integer_at_least("TimeMarching", "adam_steps", adam_steps, 0)
+        self.lbfgs_iterations = integer_at_least("TimeMarching", "lbfgs_iterations", lbfgs_iterations, 0)
+        if self.adam_steps == 0 and self.lbfgs_iterations == 0:
+            raise ValueError("TimeMarching: adam_steps and lbfgs_iterations are both 0, so no window would train")
+        self.iterations_per_step = positive_int("TimeMarching", "iterations_per_step", iterations_per_step)
+        self.history_size = positive_int("TimeMarching", "history_size", history_size)
+        self.tolerance_grad = nonnegative_float("TimeMarching", "tolerance_grad", tolerance_grad)
+        self.tolerance_change = nonnegative_float("TimeMarching", "tolerance_change", tolerance_change)
+        self.time_input = nonempty_str("TimeMarching", "time_input", time_input)
+        self.match = name_list("TimeMarching", "match", match)
+        if not self.match:
+            raise ValueError("TimeMarching: match must name at least one field, e.g. ['u']")
+        self.warm_start = boolean("TimeMarching", "warm_start", warm_start)
+        # progress, saved in checkpoints
+        self.window, self.phase, self.phase_steps, self.iterations, self.finished = 0, "", 0, 0, False
+        self._n_iter_seen = 0
+        self._original: dict[str, Condition] = {}
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+    @property
+    def lbfgs_steps(self) -> int:
+        return math.ceil(self.lbfgs_iterations / self.iterations_per_step)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        problem, net = getattr(pl_module, "problem", None), getattr(pl_module, "net", None)
+        if problem is None or not isinstance(getattr(pl_module, "conditions", None), dict):
+            raise ValueError("TimeMarching: the module must be a PINN (with `problem` and `conditions`)")
+        if self.time_input not in problem.input_names:
+            raise ValueError(f"TimeMarching: {problem.name} has no input {self.time_input!r}; inputs are "
+                             f"{problem.input_names}")
+        self.windowed = hasattr(net, "active_window") and hasattr(net, "n_windows")
+        if self.windowed:
+            if self.n_windows is not None and self.n_windows != net.n_windows:
+                raise ValueError(f"TimeMarching: n_windows={self.n_windows} but the TimeWindows network has "
+                                 f"{net.n_windows}; leave n_windows out to take the network's")
+            self.n_windows = net.n_windows
+        elif self.n_windows is None:
+            raise ValueError("TimeMarching: give n_windows (the network is not a TimeWindows network)")
+        index = problem.input_names.index(self.time_input)
+        self._index = index
+        t0, t1 = float(problem.domain.lower[index]), float(problem.domain.upper[index])
+        self.edges = [t0 + (t1 - t0) * k / self.n_windows for k in range(self.n_windows + 1)]
+        if self.windowed:  # the same edges in the network's coordinates (after the module's input normalisation)
+            center, scale = pl_module.input_center[index], pl_module.input_scale[index]
+            net.set_edges((torch.tensor(self.edges, dtype=torch.float64) - float(center)) * float(scale))
+        if not self._original:
+            self._original = dict(pl_module.conditions)
+        self._initial = [name for name, cond in self._original.items() if cond.kind == "initial"]
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.fit_loop.epoch_loop.max_steps = self.n_windows * (self.adam_steps + self.lbfgs_steps)
+        if not self.finished:
+            self._enter(trainer, pl_module, self.window, self.phase or self._first_phase, warm=False)
+
+    @property
+    def _first_phase(self) -> str:
+        return "adam" if self.adam_steps else "lbfgs"
+
+    # -- one window -----------------------------------------------------------------------------------------------
+    def _squeeze(self, sample: Callable[..., Tensor], lower: float, upper: float) -> Callable[..., Tensor]:
+        """`sample` with its time column mapped affinely from [t_0, t_1] onto [lower, upper]."""
+        t0, t1, index = self.edges[0], self.edges[-1], self._index
+
+        def windowed(n: int, generator: torch.Generator | None, method: str) -> Tensor:
+            points = sample(n, generator, method)
+            points[:, index] = lower + (points[:, index] - t0) * ((upper - lower) / (t1 - t0))
+            return points
+
+        return windowed
+
+    def _continuity(self, pl_module: pl.LightningModule, previous: int) -> Callable[[Any], Tensor]:
+        """Residual of agreement with the frozen window `previous` on the fields in `match`, shape (N, len(match))."""
+        net = pl_module.net
+
+        def residual(f: Any) -> Tensor:
+            active, net.active_window = net.active_window, previous
+            try:
+                with torch.enable_grad():
+                    before = pl_module.fields(f.x.detach())
+                    target = [before[name].detach() for name in self.match]
+            finally:
+                net.active_window = active
+            return torch.stack([f[name] - value for name, value in zip(self.match, target)], dim=1)
+
+        return residual
+
+    def _enter(self, trainer: pl.Trainer, pl_module: pl.LightningModule, window: int, phase: str,
+               warm: bool) -> None:
+        """Make `window` the trained one: conditions, fresh points, network and optimizer for `phase`."""
+        self.window, self.phase, self.phase_steps, self.iterations = window, phase, 0, 0
+        lower = self.edges[window] if self.windowed else self.edges[0]
+        upper = self.edges[window + 1]
+        for name, cond in self._original.items():
+            new = dataclasses.replace(cond, sample=self._squeeze(cond.sample, lower, upper))
+            if self.windowed and window > 0 and name in self._initial:
+                new = dataclasses.replace(new, residual=self._continuity(pl_module, window - 1))
+            pl_module.conditions[name] = new
+        if self.windowed:
+            net = pl_module.net
+            if warm and self.warm_start and window > 0:
+                net.windows[window].load_state_dict(net.windows[window - 1].state_dict())
+            net.active_window = window
+        datamodule = trainer.datamodule
+        if datamodule is not None and callable(getattr(datamodule, "sample", None)):
+            datamodule.conditions = pl_module.conditions
+            datamodule.collocation_points = datamodule.sample(trainer.current_epoch)
+        self._install(trainer, pl_module)
+
+    def _parameters(self, pl_module: pl.LightningModule) -> list[torch.nn.Parameter]:
+        if self.windowed:
+            return list(pl_module.net.windows[self.window].parameters())
+        return list(pl_module.parameters())
+
+    def _install(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        parameters = self._parameters(pl_module)
+        if self.phase == "adam":
+            factory = getattr(pl_module, "optimizer_factory", None) or torch.optim.Adam
+            optimizer = factory(parameters)
+        else:
+            optimizer = torch.optim.LBFGS(
+                parameters, lr=1.0, max_iter=min(self.iterations_per_step, self.lbfgs_iterations - self.iterations),
+                history_size=self.history_size, tolerance_grad=self.tolerance_grad,
+                tolerance_change=self.tolerance_change, line_search_fn="strong_wolfe")
+            self._n_iter_seen = 0
+        trainer.strategy.optimizers = [optimizer]
+        trainer.strategy.lr_scheduler_configs = []
+
+    # -- progress -------------------------------------------------------------------------------------------------
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.finished:
+            return
+        self.phase_steps += 1
+        pl_module.log("marching/window", float(self.window))
+        if self.phase == "adam":
+            if self.phase_steps < self.adam_steps:
+                return
+            if self.lbfgs_iterations:
+                self.phase, self.phase_steps, self.iterations = "lbfgs", 0, 0
+                self._install(trainer, pl_module)
+                return
+        else:
+            optimizer = trainer.optimizers[0]
+            n_iter = int(optimizer.state[optimizer.param_groups[0]["params"][0]].get("n_iter", 0))
+            done, self._n_iter_seen = n_iter - self._n_iter_seen, n_iter
+            budget = optimizer.param_groups[0]["max_iter"]
+            self.iterations += done
+            remaining = self.lbfgs_iterations - self.iterations
+            if remaining > 0 and done >= budget:
+                optimizer.param_groups[0]["max_iter"] = min(self.iterations_per_step, remaining)
+                return
+        self._next_window(trainer, pl_module)
+
+    def _next_window(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.iterations = 0
+        if self.window + 1 >= self.n_windows:
+            self.finished = True
+            trainer.should_stop = True
+            self._release(pl_module)
+            return
+        self._enter(trainer, pl_module, self.window + 1, self._first_phase, warm=True)
+
+    def _release(self, pl_module: pl.LightningModule) -> None:
+        """Route by time again and give the module its problem's own conditions back."""
+        if self.windowed:
+            pl_module.net.active_window = None
+        pl_module.conditions.update(self._original)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # validation scores the whole piecewise model, not the window in training
+        if self.windowed:
+            self._active_before_validation = pl_module.net.active_window
+            pl_module.net.active_window = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.windowed and not self.finished:
+            pl_module.net.active_window = getattr(self, "_active_before_validation", None)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._release(pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"window": self.window, "phase": self.phase, "finished": self.finished}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.window, self.phase = int(state_dict["window"]), str(state_dict["phase"])
+        self.finished = bool(state_dict["finished"])
