@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -34,8 +35,8 @@ VARIANTS = ("fp32", "tt", "tt_se", "tt_se_smx")
 STEPS = {"poisson2d": 30, "hjb20d": 30, "heat100d": 30}
 
 
-def run_one(config: str, steps: int) -> dict:
-    """Fit one config for `steps` steps in this process and score it."""
+def run_one(config: str, steps: int, accelerator: str = "cpu") -> dict:
+    """Fit one config for `steps` steps in this process on `accelerator` and score it."""
     from lightning_pde import registry
     from lightning_pde.cli import LPDECLI
     from lightning_pde.derivatives import Stein
@@ -45,6 +46,7 @@ def run_one(config: str, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
         cli = LPDECLI(run=False, args=[
             "--config", config, f"--trainer.default_root_dir={workdir}", f"--trainer.max_steps={steps}",
+            f"--trainer.accelerator={accelerator}", "--trainer.devices=1",
             "--trainer.enable_progress_bar=false", "--trainer.logger=false", "--trainer.enable_checkpointing=false",
             "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false"])
         model = cli.model
@@ -73,6 +75,18 @@ def run_one(config: str, steps: int) -> dict:
     return {"config": config, "steps": cli.trainer.global_step, "fit_seconds": seconds,
             "seconds_per_step": seconds / max(cli.trainer.global_step, 1), "rel_l2": rel_l2, "parameters": params,
             "compression": ratio, "cost": cost.as_dict(), "points": sizes}
+
+
+def run_subprocess(config: str, steps: int, accelerator: str, threads: int) -> dict:
+    """`run_one` in a fresh process (so that its peak resident memory is its own)."""
+    out = subprocess.run([sys.executable, __file__, "--one", config, "--steps", str(steps), "--accelerator",
+                          accelerator], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"{config} failed")
+    return json.loads(line[7:])
 
 
 def engine_timing(repeats: int = 3) -> dict:
@@ -115,7 +129,7 @@ def plot(report: dict, path: Path) -> None:
         xs = [i + 0.2 * (k - 1.5) for i in range(len(problems))]
         axes[0].bar(xs, [r["rel_l2"] if r else 0 for r in sel], 0.2, label=variant)
         axes[1].bar(xs, [r.get("speedup_cost_model", 0) if r else 0 for r in sel], 0.2, label=variant)
-    for ax, title in zip(axes, ("relative L2 error (30 steps)", "cost-model speed-up vs FP32 (estimate)")):
+    for ax, title in zip(axes, (f"relative L2 error ({rows[0]['steps']} steps, {rows[0].get('accelerator', 'cpu')})", "cost-model speed-up vs FP32 (estimate)")):
         ax.set_xticks(range(len(problems)), problems)
         ax.set_title(title)
     axes[1].set_yscale("log")
@@ -131,6 +145,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default: per problem, STEPS)")
     parser.add_argument("--output", default=str(RESULTS / "quant.json"))
+    parser.add_argument("--accelerator", default="cpu", help="where the runs train (cpu, gpu); scoring is on the CPU")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once (timings are then not comparable; for error at convergence on a GPU)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--plot-only", action="store_true", help="redraw docs/images/quant_results.png from --output")
     options = parser.parse_args()
@@ -140,26 +157,23 @@ def main() -> None:
         plot(json.loads(Path(options.output).read_text()), ROOT / "docs" / "images" / "quant_results.png")
         return
     if options.one:
-        result = run_one(options.one, options.steps)
+        result = run_one(options.one, options.steps, options.accelerator)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print("RESULT " + json.dumps(result))
         return
-    rows = []
-    for problem in options.problems:
-        for variant in options.variants:
-            config = f"configs/quant/{problem}_{variant}.yaml"
-            steps = options.steps or STEPS[problem]
-            out = subprocess.run([sys.executable, __file__, "--one", config, "--steps", str(steps)], cwd=ROOT,
-                                 capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-            line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-            if line is None:
-                print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
-                raise SystemExit(f"{config} failed")
-            row = json.loads(line[7:])
-            row.update(problem=problem, variant=variant)
-            rows.append(row)
+    runs = [(problem, variant) for problem in options.problems for variant in options.variants]
+    processes = {}
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        futures = {pool.submit(run_subprocess, f"configs/quant/{p}_{v}.yaml", options.steps or STEPS[p],
+                               options.accelerator, threads): (p, v) for p, v in runs}
+        for future in as_completed(futures):
+            problem, variant = futures[future]
+            row = future.result()
+            row.update(problem=problem, variant=variant, accelerator=options.accelerator, jobs=options.jobs)
+            processes[problem, variant] = row
             print(f"{problem:10s} {variant:10s} rel_l2={row['rel_l2']:.3e} {row['seconds_per_step'] * 1e3:.0f} ms/step",
                   flush=True)
+    rows = [processes[run] for run in runs]
     for problem in options.problems:
         base = next((r for r in rows if r["problem"] == problem and r["variant"] == "fp32"), None)
         for r in rows:
@@ -183,8 +197,10 @@ def main() -> None:
               f"{r.get('memory_saving_cost_model', float('nan')):8.1f}")
     print(f"\nHeat(100), dense [256]*3, 50 points per condition: autograd step {timing['autograd']:.3f} s, Stein "
           f"(K=32) step {timing['stein_k32']:.3f} s, Stein {timing['stein_speedup']:.1f}x faster")
-    plot(report, ROOT / "docs" / "images" / "quant_results.png")
-    print(f"\nwrote {options.output} and docs/images/quant_results.png ({threads} thread(s))")
+    picture = (ROOT / "docs" / "images" / "quant_results.png" if Path(options.output) == RESULTS / "quant.json"
+               else Path(options.output).with_suffix(".png"))
+    plot(report, picture)
+    print(f"\nwrote {options.output} and {picture} ({threads} thread(s))")
 
 
 if __name__ == "__main__":

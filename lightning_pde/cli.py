@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,36 @@ from lightning_pde.modules.finite import NonFiniteLossError
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, registry.PluginError, MisconfigurationException)
 
 
+def prefer_registered_names() -> None:
+    """Make a short ``class_path`` (``MLP``) mean the class registered under that name by lightning-pde or a plugin.
+
+    jsonargparse resolves a short name by searching every imported subclass of the parameter's type, and refuses
+    when two match: ``net: nn.Module`` and ``class_path: MLP`` fail as soon as torchvision (``torchvision.ops.MLP``)
+    is imported, which other libraries do. A name in a ``lightning_pde.*`` entry-point group is ours, so it is
+    resolved to the registered class first; any other name goes to jsonargparse's own search as before.
+    Idempotent; applied by :class:`LPDECLI`.
+    """
+    from jsonargparse import _from_config, _typehints
+
+    original = _typehints.resolve_class_path_by_name
+    if getattr(original, "prefers_registered", False):
+        return
+
+    @functools.wraps(original)
+    def resolve(cls: type | tuple[type, ...], name: str) -> str:
+        if isinstance(name, str) and "." not in name:
+            bases = cls if isinstance(cls, tuple) else (cls,)
+            matches = [c for c in registry.registered_classes(name)
+                       if any(isinstance(b, type) and issubclass(c, b) for b in bases)]
+            if len(matches) == 1:
+                return f"{matches[0].__module__}.{matches[0].__qualname__}"
+        return original(cls, name)
+
+    resolve.prefers_registered = True
+    _typehints.resolve_class_path_by_name = resolve
+    _from_config.resolve_class_path_by_name = resolve
+
+
 class LPDECLI(LightningCLI):
     """LightningCLI in subclass mode for models and data, ``inference_mode=False`` by default (residuals need
     gradients in validation and test), omegaconf interpolation in configs, and an ``.npz`` writer for `predict`."""
@@ -38,6 +69,8 @@ class LPDECLI(LightningCLI):
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        registry.load_all()
+        prefer_registered_names()
         super().__init__(*args, **kwargs)
 
     def before_instantiate_classes(self) -> None:

@@ -173,6 +173,16 @@ def available(kind: str) -> list[str]:
     return sorted(name for name, e in _load_group(kind).entries.items() if e.ok)
 
 
+def registered_classes(name: str) -> list[type]:
+    """The classes registered under the short `name` in any group (plugins that failed to load left out)."""
+    found = []
+    for kind in GROUPS:
+        entry = _load_group(kind).entries.get(name)
+        if entry is not None and entry.ok and isinstance(entry.obj, type) and entry.obj not in found:
+            found.append(entry.obj)
+    return found
+
+
 def get(kind: str, name: str) -> Any:
     """The object registered as `name` in group `kind`.
 

@@ -92,3 +92,23 @@ def test_ddp_on_two_cpu_processes_trains_and_checkpoints(tmp_path):
     import lightning_pde
 
     assert lightning_pde.load(ckpt).problem.name == "Poisson2D"
+
+
+def test_short_names_mean_the_registered_class_when_another_library_has_the_same_name(tmp_path, monkeypatch):
+    # torchvision.ops.MLP is an nn.Module named MLP too; once imported, jsonargparse alone refuses ``MLP`` as
+    # ambiguous (seen on a GPU machine with torchvision installed). A module like it stands in for torchvision.
+    (tmp_path / "other_library.py").write_text(
+        "import torch\n\nclass MLP(torch.nn.Module):\n    def __init__(self, hidden=(1,)):\n        super().__init__()\n"
+        "        self.linear = torch.nn.Linear(2, 1)\n\n    def forward(self, x):\n        return torch.tanh(self.linear(x))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import other_library  # noqa: F401
+
+    from lightning_pde.cli import LPDECLI
+    from lightning_pde.nn import MLP
+
+    cli = LPDECLI(run=False, args=["--config", POISSON, *TINY, f"--trainer.default_root_dir={tmp_path}"])
+    assert type(cli.model.net) is MLP
+    # a name lightning-pde does not register still goes through jsonargparse's own search
+    cli = LPDECLI(run=False, args=["--config", POISSON, *TINY, "--model.init_args.net=other_library.MLP",
+                                   f"--trainer.default_root_dir={tmp_path}"])
+    assert type(cli.model.net).__module__ == "other_library"
