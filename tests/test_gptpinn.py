@@ -19,7 +19,7 @@ from lightning_pde.callbacks.greedy_basis_selection import GreedyBasisSelection
 from lightning_pde.derivatives import Autograd
 from lightning_pde.gptpinn import batched_conditions, eim_step, solve_batched
 from lightning_pde.modules.gptpinn import GPTPINN
-from lightning_pde.problems import Burgers, Helmholtz, KleinGordon
+from lightning_pde.problems import AllenCahn, Burgers, Helmholtz, KleinGordon
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(neuron_max_steps=30, neuron_hidden=[8], pde_grid=[10, 10], test_grid=[8, 8], n_condition_points=16)
@@ -334,3 +334,27 @@ def test_bank_matches_fresh_autograd_of_fourier_float32_neurons():
             torch.testing.assert_close(m.bank_pde[j, :, i], fields[key].reshape(-1).detach(), rtol=1e-10,
                                        atol=1e-10)
         torch.testing.assert_close(m.bank_test[0, :, i], pinn(m.points_test).reshape(-1))
+
+
+@pytest.mark.parametrize("problem, grid", [(Burgers(), {"nu": [0.05, 0.5, 4]}),
+                                           (AllenCahn(), {"lam": [1e-4, 1e-3, 3], "eps": [1.0, 5.0, 3]}),
+                                           (Helmholtz(), {"a1": [1.0, 2.0, 3], "a2": [1.0, 2.0, 3], "k": [1.0, 1.0, 1]})])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_chain_rule_jacobian_matches_forward_mode_per_coefficient(problem, grid, sparse):
+    from lightning_pde.gptpinn.solvers import jacobian
+
+    m = GPTPINN(problem, grid, **TINY)
+    for i, p in enumerate(m.training_params[:3]):  # untrained neurons: any fields do
+        m.add_neuron(m._new_pinn(p, i), p)
+    if sparse:
+        m.sparse = {"sum_to_one_weight": 2.0, "keep_conditions": ["initial", "periodic"]
+                    if isinstance(problem, AllenCahn) else []}
+        m.magic_u, m.magic_r = torch.tensor([3, 17, 40]), torch.tensor([8, 60])
+    params = m.training_params[-2:]
+    residual = m.residual_fn(params, sparse=sparse)
+    c = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    r, jac = jacobian(residual, c)
+    r_ref, jac_ref = jacobian(residual, c, generic=True)
+    assert m._pointwise_verdicts[("sparse", sparse)]
+    torch.testing.assert_close(r, r_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(jac, jac_ref, rtol=1e-9, atol=1e-9)

@@ -19,8 +19,11 @@ def _loss(residual: Residual, c: Tensor) -> Tensor:
     return residual(c).square().sum(-1)
 
 
-def jacobian(residual: Residual, c: Tensor) -> tuple[Tensor, Tensor]:
-    """(r (M, R), J (M, R, n)) by forward mode, one tangent per coefficient, all parameters together."""
+def jacobian(residual: Residual, c: Tensor, generic: bool = False) -> tuple[Tensor, Tensor]:
+    """(r (M, R), J (M, R, n)) by forward mode, one tangent per coefficient, all parameters together; a residual
+    with its own ``jacobian(c)`` attribute (GPTPINN's chain rule through the fields) uses that unless `generic`."""
+    if not generic and callable(getattr(residual, "jacobian", None)):
+        return residual.jacobian(c)
     n = c.shape[1]
     tangents = torch.eye(n, dtype=c.dtype).unsqueeze(1).expand(n, *c.shape)
     r = residual(c)

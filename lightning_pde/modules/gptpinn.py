@@ -29,6 +29,22 @@ from lightning_pde.spec import class_path, from_spec
 from lightning_pde.validation import boolean, integer_at_least, integer_list, positive_float, positive_int
 
 
+class _GivenFields(ReducedFields):
+    """Fields with given values (M, N) per key instead of ``c @ columns`` (for the chain-rule Jacobian)."""
+
+    def __init__(self, values: dict[str, Tensor], x: Tensor, input_names: tuple[str, ...],
+                 shifted: "ReducedFields | None" = None) -> None:
+        super().__init__({}, x, input_names, None, shifted)
+        self.values = values
+
+    def __getitem__(self, key: str) -> Tensor:
+        if key in self.input_names:
+            return self.x[:, self.input_names.index(key)]
+        if key not in self.values:
+            raise KeyError(f"GPTPINN: the neuron bank has no field {key!r} (it stores {sorted(self.values)})")
+        return self.values[key]
+
+
 class GPTPINN(pl.LightningModule):
     """The GPT-PINN meta-network: a neuron bank of frozen full PINNs and a batched online solver for c.
 
@@ -323,22 +339,110 @@ class GPTPINN(pl.LightningModule):
         if weight > 0 and not self.replaced_conditions_inhomogeneous(keep):
             weight = 0.0  # e.g. Helmholtz's u = 0: every combination satisfies it, sum c is not constrained
 
-        def residual(c: Tensor) -> Tensor:
+        plan = [(cond, "pde", rows) if cond.kind == "pde" else (cond, name, None)
+                for name, cond in conditions.items() if cond.kind == "pde" or name in keep]
+        penalty = math.sqrt(weight) if use_sparse and weight > 0 else 0.0
+
+        def assemble(fields_for, m: int, sizes: list | None = None) -> list[Tensor]:
             parts = []
-            for name, cond in conditions.items():
-                if cond.kind == "pde":
-                    r = cond.residual(self._fields("pde", c, rows))
-                elif name in keep:
-                    r = cond.residual(self._fields(name, c))
-                else:
-                    continue
-                r = r.reshape(len(c), -1)
+            for j, (cond, set_name, set_rows) in enumerate(plan):
+                r = cond.residual(fields_for(j, set_name, set_rows)).reshape(m, -1)
                 parts.append(r / math.sqrt(r.shape[1]))
-            if use_sparse and weight > 0:
-                parts.append(math.sqrt(weight) * (c.sum(-1, keepdim=True) - 1))
+                if sizes is not None:
+                    sizes.append(r.shape[1])
+            return parts
+
+        def residual(c: Tensor) -> Tensor:
+            parts = assemble(lambda j, set_name, set_rows: self._fields(set_name, c, set_rows), len(c))
+            if penalty:
+                parts.append(penalty * (c.sum(-1, keepdim=True) - 1))
             return torch.cat(parts, dim=1)
 
+        residual.jacobian = self._field_jacobian(plan, assemble, residual, penalty, ("sparse", use_sparse))
         return residual
+
+    def _field_jacobian(self, plan: list, assemble, residual, penalty: float, cache_key: tuple):
+        """(r, J) by the chain rule through the stored fields. Each residual is pointwise in the fields u, u_x, ...
+        at its own point (and its periodic partner), so J[m, r, i] = sum_k dr/df_k[m, r] Psi_k[r, i]: one
+        forward-mode pass per field (about 7) instead of one per neuron, and no (n x M x R) tangent fields. A residual
+        that is not pointwise is detected on the first call (one random directional derivative) and falls back to
+        the generic Jacobian."""
+        from lightning_pde.gptpinn.solvers import jacobian as generic_jacobian
+
+        names = self.problem.input_names
+        groups = [(key, shifted) for shifted in (False, True) for key in self.keys]
+        # the verdict depends on the problem and the loss variant only: checked once per module and variant
+        verdicts = self.__dict__.setdefault("_pointwise_verdicts", {})
+        state = {"checked": cache_key in verdicts, "pointwise": verdicts.get(cache_key, True)}
+
+        def columns(set_name: str, set_rows: Tensor | None) -> dict[str, Tensor]:
+            return self.columns(set_name, set_rows)
+
+        def jacobian(c: Tensor) -> tuple[Tensor, Tensor]:
+            if not state["pointwise"]:
+                return generic_jacobian(residual, c, generic=True)
+            m, n = c.shape
+            cols = []  # per plan item: (main columns, shifted columns or None)
+            for _, set_name, set_rows in plan:
+                shifted = f"{set_name}__shifted"
+                cols.append((columns(set_name, set_rows),
+                             columns(shifted, set_rows) if shifted in self.point_sets else None))
+            entries = [(j, key, False) for j in range(len(plan)) for key in self.keys]
+            entries += [(j, key, True) for j in range(len(plan)) if cols[j][1] is not None for key in self.keys]
+            primals = tuple(c @ cols[j][1 if sh else 0][key].T for j, key, sh in entries)
+            index = {e: i for i, e in enumerate(entries)}
+
+            def fields_from(values):
+                def fields_for(j, set_name, set_rows):
+                    points = self.point_sets[set_name] if set_rows is None else self.point_sets[set_name][set_rows]
+                    shifted = None
+                    if cols[j][1] is not None:
+                        spoints = self.point_sets[f"{set_name}__shifted"]
+                        spoints = spoints if set_rows is None else spoints[set_rows]
+                        shifted = _GivenFields({k: values[index[(j, k, True)]] for k in self.keys}, spoints, names)
+                    return _GivenFields({k: values[index[(j, k, False)]] for k in self.keys}, points, names, shifted)
+                return fields_for
+
+            sizes: list[int] = []
+
+            def r_of(*values):
+                sizes.clear()
+                return torch.cat(assemble(fields_from(values), m, sizes), dim=1)
+
+            used = [g for g in groups if not g[1] or any(e[2] for e in entries)]
+            tangents = tuple(torch.stack([torch.full_like(p, float(e[1] == g[0] and e[2] == g[1])) for g in used])
+                             for p, e in zip(primals, entries))
+            r, derivs = torch.func.vmap(lambda *t: torch.func.jvp(r_of, primals, t), out_dims=(None, 0))(*tangents)
+            blocks = []  # (groups, rows, n): the column of each group's field at each residual row
+            for g_key, g_shifted in used:
+                per_part = []
+                for j, (_, set_name, set_rows) in enumerate(plan):
+                    source = cols[j][1 if g_shifted else 0]
+                    points_j = len(self.point_sets[set_name]) if set_rows is None else len(set_rows)
+                    if sizes[j] % points_j:
+                        state["pointwise"] = verdicts[cache_key] = False
+                        return generic_jacobian(residual, c, generic=True)
+                    # several components per point (periodic: u and u_x) are stacked ahead of the points: row r
+                    # belongs to point r mod N (a different layout fails the check below and falls back)
+                    block = source[g_key] if source is not None else c.new_zeros(points_j, n)
+                    per_part.append(block.repeat(sizes[j] // points_j, 1))
+                blocks.append(torch.cat(per_part))
+            jac = torch.einsum("gmr,grn->mrn", derivs, torch.stack(blocks))
+            if penalty:
+                r = torch.cat([r, penalty * (c.sum(-1, keepdim=True) - 1)], dim=1)
+                jac = torch.cat([jac, penalty * c.new_ones(m, 1, n)], dim=1)
+            if not state["checked"]:
+                state["checked"] = True
+                v = torch.randn(c.shape, dtype=c.dtype, generator=torch.Generator().manual_seed(0))
+                directional = torch.func.jvp(residual, (c,), (v,))[1]
+                via = (jac @ v.unsqueeze(-1)).squeeze(-1)
+                scale = directional.abs().max().clamp_min(1e-300)
+                state["pointwise"] = verdicts[cache_key] = bool((directional - via).abs().max() <= 1e-8 * scale)
+                if not state["pointwise"]:
+                    return generic_jacobian(residual, c, generic=True)
+            return r, jac
+
+        return jacobian
 
     def replaced_conditions_inhomogeneous(self, keep: set[str]) -> bool:
         """Whether a non-PDE condition that the sparse loss drops (not in `keep`) is inhomogeneous, i.e. its residual
