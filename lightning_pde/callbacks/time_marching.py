@@ -22,10 +22,10 @@ class TimeMarching(Callback):
 
     Two modes, chosen by the network:
 
-    * **Window by window** (a :class:`~lightning_pde.nn.time_windows.TimeWindows` network, one sub-network per window): window k
-      is trained alone on its own slab [t_k, t_{k+1}]; its initial condition is continuity with the trained,
-      frozen window k - 1 at t_k (the fields named in `match` agree there), the problem's own initial condition
-      for k = 0. This is sequence-to-sequence training (Krishnapriyan et al. 2021, arXiv 2109.01050, Sec. 4.2;
+    * **Window by window** (a :class:`~lightning_pde.nn.time_windows.TimeWindows` network, one sub-network per
+      window): window k is trained alone on its own slab [t_k, t_{k+1}]; its initial condition is continuity with
+      the trained, frozen window k - 1 at t_k (the fields named in `match` agree there), the problem's own initial
+      condition for k = 0. This is sequence-to-sequence training (Krishnapriyan et al. 2021, arXiv 2109.01050, Sec. 4.2;
       Mattey & Ghosh 2022, arXiv 2107.07597 pass the state on the same way). With `warm_start` window k starts
       from window k - 1's weights.
     * **Growing window** (any other network): one network is trained on [t_0, t_{k+1}] in stage k, with the

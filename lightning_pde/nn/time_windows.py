@@ -17,8 +17,8 @@ class TimeWindows(nn.Module, Configurable):
     """`n_windows` copies of a network, copy k defined on the k-th of `n_windows` equal slabs of the time input
     (the sequence-to-sequence / time-marching PINN of Krishnapriyan et al. 2021, arXiv 2109.01050, Sec. 4.2, and
     Wight & Zhao 2020, arXiv 2007.04542). Each copy sees its slab's time mapped onto [-1, 1], so it has the full
-    input range to resolve its piece. The :class:`~lightning_pde.callbacks.time_marching.TimeMarching` callback trains the
-    windows one after another.
+    input range to resolve its piece. The :class:`~lightning_pde.callbacks.time_marching.TimeMarching` callback
+    trains the windows one after another.
 
     Routing: a point with time in [e_k, e_{k+1}) goes to window k (the last window also takes t = e_K), so a
     window boundary belongs to the later window, whose initial condition is the earlier window's end state.
@@ -129,6 +129,10 @@ class TimeWindows(nn.Module, Configurable):
             jacobian = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)[None]
         if laplacian is None:
             laplacian = x.new_zeros(1, x.shape[1])
+
+        if not all(callable(getattr(window, "forward_laplacian", None)) for window in self.windows):
+            raise ValueError(f"TimeWindows: the window network ({type(self.windows[0]).__name__}) has no "
+                             "forward_laplacian; use the Autograd engine")
 
         def window_laplacian(k: int, rows: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
             pick = (lambda a: a) if rows is None else (lambda a: a if a.shape[0] == 1 else a[rows])

@@ -19,7 +19,9 @@ class AllenCahn(Problem):
     solution (:func:`lightning_pde.reference.allen_cahn.allen_cahn_reference`) is given on 201 (x) × 101 (t)
     points. There is no hard-constraint transform: the initial data are periodic in value but not in slope
     (u_x(-1, 0) = 2, u_x(1, 0) = -2), so a lift u = x^2 cos(pi x) + t n fights the periodic condition. The
-    classic benchmark (Raissi, Perdikaris & Karniadakis 2019, J. Comput. Phys. 378) has lam = 1e-4, eps = 5.
+    classic benchmark (Raissi, Perdikaris & Karniadakis 2019, J. Comput. Phys. 378) has lam = 1e-4, eps = 5; one
+    PINN over the whole of [0, 1] settles on a wrong solution there (~0.5 relative L2), so
+    ``configs/pinn/allen_cahn.yaml`` marches in time (:class:`~lightning_pde.callbacks.time_marching.TimeMarching`).
 
     Args:
         lam: diffusion coefficient, > 0.
