@@ -101,3 +101,40 @@ def test_diffquant_engine_needs_a_pinn_without_hard_constraints():
         f.laplacian("u")
     with pytest.raises(ValueError, match="hard-constraint"):
         PINN(Poisson2D(), MLP([8]), derivatives=Stein(samples=4, diffquant=True), hard_constraints=True)
+
+
+def test_debias_makes_the_squared_residual_loss_unbiased():
+    # f = x_1^2 + x_2^2: its Laplacian is 4 for any sigma, so a PDE "Laplacian u = 3" has residual 1 everywhere
+    # and the exact loss is 1. The plain loss mean(r_hat^2) adds the estimator's variance; the debiased
+    # mean(r_hat_1 r_hat_2) over independent halves does not.
+    torch.manual_seed(0)
+    d, n = 2, 200_000
+    x = torch.rand(n, d, dtype=torch.float64)
+    square = lambda p: p.square().sum(dim=1, keepdim=True)  # noqa: E731
+    names = tuple(f"x_{i}" for i in range(d))
+    plain = Stein(samples=8, sigma=0.1).fields(square, x, names, ("u",))
+    residual = plain.laplacian("u") - 3
+    first, second = Stein(samples=8, sigma=0.1, debias=True).fields(square, x, names, ("u",)).halves()
+    debiased = ((first.laplacian("u") - 3) * (second.laplacian("u") - 3)).mean()
+    assert residual.square().mean() > 3.0  # the estimator's variance on top of the true 1
+    assert abs(debiased.item() - 1.0) < 0.1
+
+
+def test_debias_in_a_pinn_and_its_errors():
+    torch.manual_seed(0)
+    model = PINN(Poisson2D(n_pde=32, n_boundary=16), MLP([16]), derivatives=Stein(samples=8, debias=True),
+                 fused=False)
+    points = {k: c.sample(32, torch.Generator().manual_seed(0), "uniform") for k, c in model.conditions.items()}
+    losses = model.condition_losses(points)
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    # boundary values are not estimated: both halves see the same f(x), so the product is the plain square
+    f = model.fields(points["boundary"])
+    assert torch.allclose(losses["boundary"], model.conditions["boundary"].residual(f).square().mean())
+    with pytest.raises(ValueError, match="samples >= 2"):
+        Stein(samples=1, debias=True)
+    with pytest.raises(ValueError, match="fused=False"):
+        PINN(Poisson2D(), MLP([8]), derivatives=Stein(samples=4, debias=True), fused=True)
+    model.reductions["pde"] = lambda residual, x: residual.square().mean()
+    with pytest.raises(ValueError, match="CausalWeighting"):
+        model.condition_losses(points)

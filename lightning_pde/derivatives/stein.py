@@ -51,6 +51,18 @@ class SteinFields(Fields):
     def at(self, x: Tensor) -> Fields:
         return type(self)(self.net, x, self.input_names, self.output_names, self.engine)
 
+    def halves(self) -> tuple["SteinFields", "SteinFields"]:
+        """Two fields over the first and the second half of the K sample pairs: independent estimates from the one
+        set of 2K + 1 evaluations (see :attr:`Stein.debias`)."""
+        base, delta, var, odd, even = self.evaluate()
+        half = delta.shape[1] // 2
+        out = []
+        for part in (slice(0, half), slice(half, 2 * half)):
+            view = type(self)(self.net, self.x, self.input_names, self.output_names, self.engine)
+            view._evaluated = (base, delta[:, part], var, odd[:, part], even[:, part])
+            out.append(view)
+        return out[0], out[1]
+
     def evaluate(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(f(x) (N, m), delta (N, K, d), sigma^2 (d,), f(x+delta) - f(x-delta), f(x+delta) + f(x-delta) - 2 f(x),
         the last two (N, K, m))."""
@@ -115,13 +127,22 @@ class Stein(DerivativeEngine):
         diffquant: carry f(x) and the differences f(x +- delta) - f(x) through the layers separately (DiffQuant,
             arXiv 2512.09202), so a quantized network does not round the perturbations away; needs a PINN over an
             MLP/TTMLP without hard constraints.
+        debias: make the loss an unbiased estimate of the squared residual. The mean of r_hat^2 is r^2 plus the
+            estimator's variance, and that variance (growing with the curvature and with d / K) acts as a penalty
+            that pulls the solution away from the PDE's. With debias the K pairs are split into two independent
+            halves and the loss is mean(r_hat_1 * r_hat_2), whose mean is r^2 for residuals linear in the estimated
+            derivatives (Hu et al., arXiv 2311.15283); same cost. Needs samples >= 2 and ``PINN(fused=False)``.
     """
 
     fields_class = SteinFields
 
     def __init__(self, samples: int = 64, sigma: float = 0.01, time_sigma: float | None = None,
-                 time_inputs: Sequence[str] = ("t",), diffquant: bool = False) -> None:
+                 time_inputs: Sequence[str] = ("t",), diffquant: bool = False, debias: bool = False) -> None:
         self.samples = positive_int("Stein", "samples", samples)
+        self.debias = boolean("Stein", "debias", debias)
+        if self.debias and self.samples < 2:
+            raise ValueError(f"Stein: debias=True splits the sample pairs in two halves and needs samples >= 2, "
+                             f"got {samples}")
         self.sigma = positive_float("Stein", "sigma", sigma)
         self.time_sigma = self.sigma if time_sigma is None else positive_float("Stein", "time_sigma", time_sigma)
         self.time_inputs = tuple(name_list("Stein", "time_inputs", time_inputs))

@@ -104,6 +104,9 @@ class PINN(pl.LightningModule):
             self.net.build(problem.n_inputs, problem.n_outputs, problem.input_names, periods)
         self.derivatives = derivatives if derivatives is not None else Autograd()
         self.hard_constraints, self.fused = hard_constraints, fused
+        if fused and getattr(derivatives, "debias", False):
+            raise ValueError(f"PINN: {type(derivatives).__name__}(debias=True) needs fused=False (each condition's "
+                             "residual is estimated twice, from independent halves of the samples)")
         self.conditions = problem.conditions()
         if hard_constraints:
             if not problem.hard_conditions:
@@ -210,10 +213,18 @@ class PINN(pl.LightningModule):
         else:
             fields = {name: self.fields(points[name]) for name in names}
         losses = {}
+        debias = getattr(self.derivatives, "debias", False)
         for name, cond in self.conditions.items():
             x = points[name]
-            residual = cond.residual(fields[name])
             reduce = self.reductions.get(name)
+            if debias:
+                if reduce is not None:
+                    raise ValueError(f"PINN: condition {name!r} has a weighted reduction (e.g. CausalWeighting), which "
+                                     f"{type(self.derivatives).__name__}(debias=True) does not support")
+                first, second = fields[name].halves()
+                losses[name] = (cond.residual(first) * cond.residual(second)).mean()
+                continue
+            residual = cond.residual(fields[name])
             losses[name] = reduce(residual, x) if reduce is not None else residual.square().mean()
         return losses
 
