@@ -49,12 +49,12 @@ PINA_VERSION = "0.3.2.post2610"  # the version measured in shared/notes/peers.md
 LIBRARIES: dict[str, tuple[str, bool, list[str]]] = {
     "lightning-pde": ("run_lpde.py", False, []),
     "lightning-pde-loop": ("run_lpde.py", False, ["--loop", "plain"]),
-    "lightning-pde-compiled": ("run_lpde.py", False, ["--engine", "SinglePass", "--compile"]),
+    "lightning-pde-compiled": ("run_lpde.py", False, ["--engine", "SinglePass", "--compile", "--fused-adam"]),
     "deepxde": ("run_deepxde.py", True, []),
     "pina": ("run_pina.py", True, []),
 }
 LABELS = {"lightning-pde": "lightning-pde (Trainer)", "lightning-pde-loop": "lightning-pde (plain loop)",
-          "lightning-pde-compiled": "lightning-pde (SinglePass + compile)",
+          "lightning-pde-compiled": "lightning-pde (SinglePass + compile + fused Adam)",
           "deepxde": "DeepXDE", "pina": "PINA"}
 PROBLEMS = ("poisson", "burgers")
 DEFAULT_STEPS = {"poisson": 5000, "burgers": 10000}

@@ -27,9 +27,12 @@ from lightning_pde.nn import MLP
 from lightning_pde.problems import Burgers, Poisson2D
 
 
-def build(problem: str, engine: str = "Autograd", compile: bool = False) -> tuple[PINN, CollocationDataModule]:
+def build(problem: str, engine: str = "Autograd", compile: bool = False,
+          fused_adam: bool = False) -> tuple[PINN, CollocationDataModule]:
     """The module and data module for `problem` with the settings in `protocol.PROBLEMS`, derivatives by `engine`
-    (``Autograd`` or ``SinglePass``), the loss through torch.compile if `compile`."""
+    (``Autograd`` or ``SinglePass``), the loss through torch.compile if `compile`, and torch's fused Adam kernel
+    if `fused_adam` (the same update rule as the peers' Adam, in one kernel instead of a Python loop over the
+    parameters)."""
     setup = PROBLEMS[problem]
     if problem == "poisson":
         pde = Poisson2D(n_pde=setup["n_pde"], n_boundary=setup["n_boundary"])
@@ -38,7 +41,8 @@ def build(problem: str, engine: str = "Autograd", compile: bool = False) -> tupl
                       n_boundary=setup["n_boundary"])
     module = PINN(pde, net=MLP(hidden=setup["hidden"], activation="tanh"),
                   derivatives=Autograd() if engine == "Autograd" else SinglePass(), compile=compile,
-                  optimizer=functools.partial(torch.optim.Adam, lr=LEARNING_RATE))
+                  optimizer=functools.partial(torch.optim.Adam, lr=LEARNING_RATE,
+                                              **({"fused": True} if fused_adam else {})))
     # Sobol points (the data module's default); the seed fixes them.
     return module, CollocationDataModule(steps_per_epoch=500, seed=0)
 
@@ -95,9 +99,10 @@ def main() -> None:
     parser.add_argument("--engine", choices=("Autograd", "SinglePass"), default="Autograd",
                         help="derivative engine")
     parser.add_argument("--compile", action="store_true", help="PINN(compile=True): the loss through torch.compile")
+    parser.add_argument("--fused-adam", action="store_true", help="torch.optim.Adam(fused=True)")
     options = parse_args(parser)
     configure_torch(options.seed, options.threads)
-    module, datamodule = build(options.problem, options.engine, options.compile)
+    module, datamodule = build(options.problem, options.engine, options.compile, options.fused_adam)
     if options.reference is not None:
         reference = Reference.load(options.reference)
     else:
@@ -110,7 +115,7 @@ def main() -> None:
     notes = ("pl.Trainer, Sobol points, inputs normalised to [-1, 1], Xavier-normal init"
              if options.loop == "trainer" else "plain loop over PINN.condition_losses, otherwise as the Trainer run")
     emit(clock.result("lightning-pde", version("lightning-pde"), options, rows, notes=notes, loop=options.loop,
-                      engine=options.engine, compile=options.compile))
+                      engine=options.engine, compile=options.compile, fused_adam=options.fused_adam))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -208,7 +210,8 @@ class PINN(pl.LightningModule):
         names = list(self.conditions)
         if self.fused:
             everything = self.fields(torch.cat([points[name] for name in names]))
-            bounds = torch.tensor([0] + [len(points[name]) for name in names]).cumsum(0).tolist()
+            # plain Python sums: a tensor cumsum + .tolist() here was a graph break under torch.compile
+            bounds = list(itertools.accumulate((len(points[name]) for name in names), initial=0))
             fields = {name: FieldsView(everything, slice(bounds[i], bounds[i + 1])) for i, name in enumerate(names)}
         else:
             fields = {name: self.fields(points[name]) for name in names}
