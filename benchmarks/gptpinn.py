@@ -29,15 +29,40 @@ from lightning_pde.reference import cole_hopf_burgers
 ROOT = Path(__file__).resolve().parents[1]
 
 SETUPS = {
+    # Fourier features: a plain tanh PINN stalls at relative L2 ~1 on the high-frequency neurons (a2 = 4), and a
+    # 45 x 45 grid resolves sin(4 pi y) (a 30 x 30 one lets the neuron alias between the points).
     "helmholtz": dict(problem=Helmholtz(), parameter_grid={"a1": [1.0, 2.0, 11], "a2": [1.0, 4.0, 11], "k": [1.0, 1.0, 1]},
-                      first_params=[2.0, 4.0, 1.0], solver="lstsq", neuron_hidden=[20, 20, 20, 20], pde_grid=[40, 40]),
+                      first_params=[2.0, 4.0, 1.0], solver="lstsq", neuron_hidden=[32, 32], pde_grid=[45, 45],
+                      neuron_fourier_features=32, neuron_fourier_scale=1.0, neuron_precision="float32"),
     "burgers": dict(problem=Burgers(), parameter_grid={"nu": [0.005, 1.0, 129]}, first_params=[0.5025],
-                    solver="gauss_newton", neuron_hidden=[20, 20, 20, 20], pde_grid=[48, 48]),
+                    solver="gauss_newton", neuron_hidden=[20, 20, 20, 20], pde_grid=[48, 48],
+                    neuron_precision="float32"),
     "klein_gordon": dict(problem=KleinGordon(), parameter_grid={"alpha": [-2.0, -1.0, 10], "beta": [0.0, 1.0, 10],
                                                                 "gamma": [0.0, 1.0, 10]},
                          first_params=[-1.5, 0.5, 0.5], solver="gauss_newton", neuron_hidden=[40, 40],
-                         neuron_activation="cos", pde_grid=[40, 40]),
+                         neuron_activation="cos", pde_grid=[40, 40], neuron_precision="float32"),
 }
+
+# The papers' online optimizers ("parity"): GPT-PINN's plain GD for Burgers and Klein-Gordon; for Helmholtz the
+# GPT-PINN baseline of the S2GPT repository uses Adam, lr 0.05, 1000 epochs (not GD).
+PARITY = {"helmholtz": ("adam", 1000, 0.05), "burgers": ("gd", 2000, 0.02), "klein_gordon": ("gd", 2000, 0.025)}
+PAPER_GD_LR = {"helmholtz": 0.05, "burgers": 0.02, "klein_gordon": 0.025}
+
+
+class ExactNeuron(torch.nn.Module):
+    """The exact Helmholtz solution as a neuron (fields by autograd): the reduced model's own accuracy ceiling."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.problem = Helmholtz(*params)
+
+    def forward(self, x):
+        return self.problem.exact(x)
+
+    def fields(self, x):
+        from lightning_pde.derivatives import Autograd
+
+        return Autograd().fields(self, x, ("x", "y"), ("u",))
 
 
 def test_params(name: str, m: int, generator: torch.Generator) -> torch.Tensor:
@@ -74,78 +99,164 @@ def timed(fn, repeat: int = 3) -> float:
     return best
 
 
-def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int) -> dict:
-    setup = dict(SETUPS[name])
-    module = GPTPINN(max_neurons=neurons, neuron_max_steps=steps, neuron_lbfgs_steps=lbfgs, test_grid=[50, 50],
-                     **setup)
-    trainer = pl.Trainer(max_epochs=200, callbacks=[GreedyBasisSelection()], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, inference_mode=False)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(module)
-    offline = time.perf_counter() - start
-    # S2GPT magic points from the same bank (EIM replay, float64)
+def s2gpt_replay(module: GPTPINN) -> list[float]:
+    """S2GPT magic points on the bank, step by step as in the S2GPT greedy loop: with the first j neurons, the
+    solution EIM step of neuron j, the largest sparse loss over the remaining candidates, then the residual EIM step
+    at mu_{j+1} (here the GPT-selected parameter). Returns the largest sparse loss after each j."""
+    full = {name: getattr(module, f"bank_{name}") for name in module.point_sets}
+    selected = module.selected.clone()
     sparse = CollocationDownsampling()
     module.sparse = {"sum_to_one_weight": 1.0, "keep_conditions": []}
-    sparse.neuron_added(module)
-    for p in module.selected_params[1:]:
-        sparse.residual_selected(module, p.reshape(1, -1))
+    grid, largest = module.training_params, []
+    try:
+        for j in range(1, len(selected) + 1):
+            for name, bank in full.items():
+                setattr(module, f"bank_{name}", bank[..., :j])
+            module.selected = selected[:j]
+            sparse.neuron_added(module)
+            taken = (grid[:, None, :] - selected[None, :j]).abs().amax(-1).min(1).values < 1e-12
+            _, loss = module.solve_with_loss(grid[~taken], warn=False, sparse=True)
+            largest.append(float(loss.max()))
+            if j < len(selected):
+                sparse.residual_selected(module, selected[j:j + 1])
+    finally:
+        for name, bank in full.items():
+            setattr(module, f"bank_{name}", bank)
+        module.selected = selected
+    return largest
+
+
+def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: bool = False,
+        save_dir: str | None = None, load: bool = False) -> dict:
+    setup = dict(SETUPS[name])
+    ckpt = Path(save_dir or ".") / f"{name}{'_exact' if exact else ''}.ckpt"
+    if load:  # online measurements on a bank saved by an earlier run (its offline time is in that run's JSON)
+        import lightning_pde
+
+        module, offline = lightning_pde.load(ckpt), None
+        module.sparse, module.magic_u, module.magic_r = None, module.magic_u[:0], module.magic_r[:0]
+        module.eim_u, module.eim_r = module.eim_u[:, :0], module.eim_r[:, :0]
+    else:
+        module = GPTPINN(max_neurons=neurons, neuron_max_steps=steps, neuron_lbfgs_steps=lbfgs, test_grid=[50, 50],
+                         **setup)
+        if exact:  # exact solutions as neurons (Helmholtz): measures the reduced model, not the PINN training
+            def exact_neuron(params):
+                module.neuron_seconds.append(0.0)
+                return ExactNeuron(params.tolist())
+
+            module.train_neuron = exact_neuron
+        trainer = pl.Trainer(max_epochs=200, callbacks=[GreedyBasisSelection()], logger=False,
+                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                             inference_mode=False)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(module)
+        offline = time.perf_counter() - start
+        if save_dir:
+            trainer.save_checkpoint(ckpt)
+    s2_losses = s2gpt_replay(module)
     params = test_params(name, n_test, torch.Generator().manual_seed(7))
     ref = reference(name, params, module.points_test)
-    out = {"pde": name, "neurons": module.n_neurons, "neuron_steps": steps, "neuron_lbfgs": lbfgs,
-           "offline_s": offline, "neuron_s_mean": float(np.mean(module.neuron_seconds)),
+    tag = name + ("_exact" if exact else "")
+    out = {"pde": name, "tag": tag, "exact_neurons": exact, "neurons": module.n_neurons, "neuron_steps": steps,
+           "neuron_lbfgs": lbfgs, "setup": {k: v for k, v in setup.items() if k != "problem"},
+           "offline_s": offline, "neuron_s_mean": float(np.mean(module.neuron_seconds or [0.0])),
            "selected": module.selected_params.tolist(), "max_losses": module.max_losses.tolist(),
-           "magic_points": torch.cat([module.magic_u, module.magic_r]).tolist(), "n_test": n_test, "rows": []}
-    solvers = [module.solver, "gd"] + (["gauss_newton"] if module.solver == "lstsq" else [])
+           "max_losses_s2gpt": s2_losses, "magic_points": torch.cat([module.magic_u, module.magic_r]).tolist(),
+           "n_test": n_test, "test_params": params.tolist(), "rows": [], "errors": {}}
+    # the neurons' own accuracy (each against the exact solution at its parameter, where one exists)
+    if name != "klein_gordon":
+        own = rel_l2(module.columns("test")["u"].T, reference(name, module.selected_params, module.points_test))
+        out["neuron_rel_l2"] = own.tolist()
+    parity, parity_steps, parity_lr = PARITY[name]
+    from lightning_pde.gptpinn.solvers import gd_step_limit
+
     for variant, sp in (("GPT", False), ("S2GPT", True)):
-        for solver in solvers:
-            steps_s = {"gd": 2000}.get(solver, 20)
-            lr = {"helmholtz": 0.05, "burgers": 0.02, "klein_gordon": 0.025}[name]
+        limit = gd_step_limit(module.residual_fn(params, sp), module.initial_coefficients(params))
+        out[f"gd_lr_limit_{variant}"] = {"min": float(limit.min()), "median": float(limit.median()),
+                                         "paper_lr": PAPER_GD_LR[name]}
+        solvers = [(module.solver, 20, None), (parity, parity_steps, parity_lr)]
+        if module.solver == "lstsq":
+            solvers.append(("gauss_newton", 20, None))
+        for solver, steps_s, lr in solvers:
             solve = lambda P: module.solve(P, solver=solver, steps=steps_s, lr=lr, sparse=sp, warn=False)  # noqa
-            c = solve(params)
-            err = rel_l2(c @ module.columns("test")["u"].T, ref)
-            batched = timed(lambda: solve(params), 2 if solver == "gd" else 3)
-            single = timed(lambda: solve(params[:1]), 2 if solver == "gd" else 3)
-            row = {"variant": variant, "solver": solver, "steps": steps_s, "mean_rel_l2": float(err.mean()),
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                c = solve(params)
+                err = rel_l2(c @ module.columns("test")["u"].T, ref)
+                batched = timed(lambda: solve(params), 2 if steps_s > 100 else 3)
+                single = timed(lambda: solve(params[:1]), 2 if steps_s > 100 else 3)
+            row = {"variant": variant, "solver": solver, "steps": steps_s, "lr": lr, "mean_rel_l2": float(err.mean()),
                    "max_rel_l2": float(err.max()), "batched_s": batched, "per_param_batched_s": batched / n_test,
-                   "single_s": single}
+                   "single_s": single, "magic_points": len(out["magic_points"]) if sp else None}
             out["rows"].append(row)
-            print(f"{name:13s} {variant:6s} {solver:13s} mean {row['mean_rel_l2']:.2e} max {row['max_rel_l2']:.2e} "
+            out["errors"].setdefault(variant, {})[solver] = err.tolist()
+            print(f"{tag:16s} {variant:6s} {solver:13s} mean {row['mean_rel_l2']:.2e} max {row['max_rel_l2']:.2e} "
                   f"{n_test} at once {batched:.3f}s  one {single:.4f}s", flush=True)
     out["full_pinn_s_per_param"] = out["neuron_s_mean"]
-    plot(module, name, out)
+    plot(module, out)
     return out
 
 
-def plot(module: GPTPINN, name: str, out: dict) -> None:
+def plot(module: GPTPINN, out: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    axes[0].semilogy(range(1, len(out["max_losses"]) + 1), out["max_losses"], "o-", label="GPT (greedy)")
-    axes[0].set(xlabel="neurons n", ylabel="largest loss over the training set", title=f"{name}: greedy loss")
-    axes[0].legend()
+    name, tag = out["pde"], out["tag"]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
+    n = np.arange(1, len(out["max_losses"]) + 1)
+    axes[0].semilogy(n, out["max_losses"], "o-", label="GPT (full grid)")
+    axes[0].semilogy(n, out["max_losses_s2gpt"], "s--", label="S2GPT (2n-1 magic points)")
+    low = min(min(out["max_losses"]), min(v for v in out["max_losses_s2gpt"][1:] or [1.0])) / 10
+    axes[0].set_ylim(bottom=low)  # n = 1: one magic point for one unknown, sparse loss ~0 (below the axis)
+    axes[0].set(xlabel="neurons n", ylabel="largest loss over the training set", title=f"{tag}: greedy loss")
+    axes[0].legend(fontsize=7)
     sel = np.array(out["selected"])
     if sel.shape[1] == 1:
         axes[1].plot(sel[:, 0], np.arange(1, len(sel) + 1), "o")
-        axes[1].set(xlabel=module.problem.parameter_names[0], ylabel="order selected")
+        axes[1].set(xscale="log", xlabel=module.problem.parameter_names[0], ylabel="order selected")
     else:
         axes[1].scatter(sel[:, 0], sel[:, 1], c=np.arange(len(sel)), cmap="viridis")
         for i, s in enumerate(sel):
             axes[1].annotate(str(i + 1), s[:2])
         axes[1].set(xlabel=module.problem.parameter_names[0], ylabel=module.problem.parameter_names[1])
     axes[1].set_title("selected parameters")
+    tp = np.array(out["test_params"])
+    main = module.solver
+    err_gpt, err_s2 = np.array(out["errors"]["GPT"][main]), np.array(out["errors"]["S2GPT"][main])
+    if tp.shape[1] == 1 or name == "klein_gordon":
+        axes[2].loglog(tp[:, 0] if name != "klein_gordon" else -tp[:, 0], err_gpt, "o", ms=3, label="GPT")
+        axes[2].loglog(tp[:, 0] if name != "klein_gordon" else -tp[:, 0], err_s2, "x", ms=3, label="S2GPT")
+        axes[2].set(xlabel=module.problem.parameter_names[0] if name != "klein_gordon" else "-alpha",
+                    ylabel="relative L2")
+        axes[2].legend(fontsize=7)
+    else:
+        sc = axes[2].scatter(tp[:, 0], tp[:, 1], c=np.log10(err_gpt), cmap="magma", s=18)
+        axes[2].scatter(sel[:, 0], sel[:, 1], marker="+", c="cyan", s=40)
+        fig.colorbar(sc, ax=axes[2], label="log10 rel L2 (GPT)")
+        axes[2].set(xlabel=module.problem.parameter_names[0], ylabel=module.problem.parameter_names[1])
+    axes[2].set_title(f"test-set error ({main}); GPT mean {err_gpt.mean():.2e}", fontsize=9)
     pts = module.point_sets["pde"]
-    axes[2].scatter(pts[:, 0], pts[:, 1], s=1, c="0.8")
-    axes[2].scatter(pts[module.magic_u, 0], pts[module.magic_u, 1], marker="o", label="solution EIM x^u")
-    axes[2].scatter(pts[module.magic_r, 0], pts[module.magic_r, 1], marker="x", label="residual EIM x^r")
-    axes[2].set(xlabel=module.problem.input_names[0], ylabel=module.problem.input_names[1], title="S2GPT magic points")
-    axes[2].legend(fontsize=7)
+    axes[3].scatter(pts[:, 0], pts[:, 1], s=1, c="0.8")
+    axes[3].scatter(pts[module.magic_u, 0], pts[module.magic_u, 1], marker="o", label="solution EIM x^u")
+    axes[3].scatter(pts[module.magic_r, 0], pts[module.magic_r, 1], marker="x", label="residual EIM x^r")
+    axes[3].set(xlabel=module.problem.input_names[0], ylabel=module.problem.input_names[1], title="S2GPT magic points")
+    axes[3].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "images" / f"gptpinn_{name}.png", dpi=110)
+    fig.savefig(ROOT / "docs" / "images" / f"gptpinn_{tag}.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bins = np.logspace(np.log10(min(err_gpt.min(), err_s2.min())), np.log10(max(err_gpt.max(), err_s2.max())), 25)
+    ax.hist(err_gpt, bins=bins, alpha=0.6, label="GPT")
+    ax.hist(err_s2, bins=bins, alpha=0.6, label="S2GPT")
+    ax.set(xscale="log", xlabel="relative L2 over the test parameters", ylabel="count",
+           title=f"{tag}: {out['neurons']} neurons, {out['n_test']} off-grid tests")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "images" / f"gptpinn_{tag}_errors.png", dpi=100)
     plt.close(fig)
 
 
@@ -156,13 +267,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--lbfgs", type=int, default=0)
     parser.add_argument("--n-test", type=int, default=100)
+    parser.add_argument("--exact-neurons", action="store_true", help="Helmholtz only: exact solutions as neurons")
+    parser.add_argument("--save", default=None, help="folder for the greedy stage's checkpoints (the banks)")
+    parser.add_argument("--load", action="store_true", help="skip the greedy stage: load the banks from --save")
+    parser.add_argument("--out", default="gptpinn.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
     (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
     results = {"threads": torch.get_num_threads(), "args": vars(args), "pdes": []}
-    path = ROOT / "benchmarks" / "results" / "gptpinn.json"
+    path = ROOT / "benchmarks" / "results" / args.out
     for name in args.pde:
-        results["pdes"].append(run(name, args.neurons, args.steps, args.lbfgs, args.n_test))
+        results["pdes"].append(run(name, args.neurons, args.steps, args.lbfgs, args.n_test, args.exact_neurons,
+                                   args.save, args.load))
         path.write_text(json.dumps(results, indent=1))
     print(f"wrote {path}")
 
