@@ -215,15 +215,17 @@ def test_piddm_physics_term_lowers_the_residual_and_solves_the_forward_problem(f
     residuals = {}
     for lam in (0.0, 3.0):
         torch.manual_seed(0)
-        model = PIDDM(teacher=str(field_teacher), lam=lam, n_pairs=64, teacher_steps=4, batch_size=32, lr=1e-3)
+        model = PIDDM(teacher=str(field_teacher), lam=lam, lam_warmup=30, n_pairs=64, teacher_steps=4,
+                      batch_size=32, lr=1e-3)
         fit = trainer(60)
         fit.fit(model, PoissonFields(n=8, n_train=64, n_val=8, batch_size=8))
-        residuals[lam] = float(relative_residual(model.sample(64, generator=torch.Generator().manual_seed(1))
-                                                 .double()).mean())
-    assert residuals[3.0] < 0.8 * residuals[0.0]
+        samples = model.sample(64, generator=torch.Generator().manual_seed(1)).double()
+        residuals[lam] = float(relative_residual(samples).mean())
+    # 0.28x measured; without the warm-up the full weight from step 0 gave only 0.82x
+    assert residuals[3.0] < 0.5 * residuals[0.0]
     fit.save_checkpoint(tmp_path / "piddm.ckpt")
     loaded = lightning_pde.load(tmp_path / "piddm.ckpt")
-    assert type(loaded) is PIDDM and loaded.lam == 3.0
+    assert type(loaded) is PIDDM and loaded.lam == 3.0 and loaded.lam_warmup == 30
     data = PoissonFields(n=8, n_train=8, n_val=4)
     data.setup()
     mask = torch.zeros(1, 2, 1, 1)
@@ -233,3 +235,22 @@ def test_piddm_physics_term_lowers_the_residual_and_solves_the_forward_problem(f
     error = float((solved[:, 1] - data.val[:, 1]).norm() / data.val[:, 1].norm())
     blind = float((loaded.sample(4)[:, 1] - data.val[:, 1]).norm() / data.val[:, 1].norm())
     assert error < 0.7 * blind
+
+
+def test_piddm_denoiser_student_starts_as_the_teachers_one_step_prediction(field_teacher):
+    """The default student is the teacher's preconditioned network at sigma_max: untrained, d(eps) = D(z, T). The
+    PID parametrisation read at sigma_min instead starts far off (the teacher's head at the lowest noise level)."""
+    teacher = lightning_pde.load(field_teacher)
+    z = 80.0 * torch.randn(6, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    student = PIDDM(teacher=str(field_teacher), n_pairs=4, teacher_steps=3)
+    torch.testing.assert_close(student.generate(z), teacher.denoise(z, torch.tensor(80.0)))
+    pid = PIDDM(teacher=str(field_teacher), n_pairs=4, teacher_steps=3, parametrization="pid")
+    assert not torch.allclose(pid.generate(z), teacher.denoise(z, torch.tensor(80.0)), atol=1e-2)
+    with pytest.raises(ValueError, match="PIDDM: parametrization must be one of"):
+        PIDDM(teacher=str(field_teacher), parametrization="consistency")
+
+
+def test_piddm_physics_weight_warms_up_linearly(field_teacher):
+    model = PIDDM(teacher=str(field_teacher), lam=10.0, lam_warmup=100, n_pairs=4, teacher_steps=3)
+    assert [model.physics_weight(step) for step in (0, 50, 100, 400)] == [0.0, 5.0, 10.0, 10.0]
+    assert PIDDM(teacher=str(field_teacher), lam=10.0, n_pairs=4, teacher_steps=3).physics_weight(0) == 10.0

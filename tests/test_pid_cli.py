@@ -35,6 +35,17 @@ def test_mixture_pid_config_runs_plots_and_reloads(tmp_path, monkeypatch):
     assert student.sample(5).shape == (5, 2)
 
 
+def test_mixture_teacher_config_runs_and_keeps_the_data_scale(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fit("mixture_teacher", *[arg for arg in TINY_MIXTURE if "n_grid" not in arg and "model.init_args.batch" not in arg])
+    teacher = lightning_pde.load(tmp_path / "checkpoints" / "pid" / "mixture_teacher.ckpt")
+    assert type(teacher).__name__ == "EDMTeacher"
+    # the normalisation comes from the mixture data (per-coordinate std sqrt(2 + 0.01)), kept in the checkpoint
+    torch.testing.assert_close(teacher.data_std.flatten(), torch.full((2,), 1.418), atol=0.05, rtol=0)
+    samples = teacher.sample(64, steps=4, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (64, 2) and bool(samples.isfinite().all())
+
+
 def test_poisson_configs_run_in_sequence(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fit("poisson_teacher", *TINY_FIELDS, "--model.init_args.backbone.init_args.width=8",

@@ -10,29 +10,47 @@ import torch
 from torch import Tensor, nn
 
 from lightning_pde.data.poisson_fields import poisson_residual
-from lightning_pde.diffusion import heun_sample, karras_sigmas
+from lightning_pde.diffusion import edm_scalings, heun_sample, karras_sigmas
 from lightning_pde.modules.pid import PIDStudent, distance
 from lightning_pde.validation import integer_at_least, nonnegative_float, positive_float, positive_int
 
 RESIDUALS = {"poisson": poisson_residual}
+PARAMETRIZATIONS = ("denoiser", "pid")
 
 
 class PIDDM(PIDStudent):
-    """One-step field generator x = d(eps) = x_theta(sigma_max eps, sigma_min) (the PID student parametrisation)
-    trained with::
+    """One-step field generator x = d(eps) from noise z = sigma_max eps, trained with::
 
-        loss = d(d(eps), Phi(eps)) + lam * mean(R(d(eps))^2) / rms(a)^2
+        loss = d(d(eps), Phi(eps)) + lam(step) * mean(R(d(eps))^2) / rms(a)^2
 
     where Phi(eps) is the teacher's deterministic Heun solution from the same noise (pairs made once per
     `refresh_every` epochs, `n_pairs` per rank, seeds distinct per rank) and R the PDE residual in data units
     (``poisson``: -Lap_h u - a with the 5-point operator of :class:`~lightning_pde.data.PoissonFields`),
-    normalised by the data's rms of a. The residual acts on the final sample, not on a posterior mean, so there is
-    no Jensen gap. Conditioning: :meth:`solve` (forward: observe a; inverse: observe u).
+    normalised by the data's rms of a, so the term is the squared relative residual whatever the grid spacing
+    (a 5-point Laplacian scales with h^-2). The residual acts on the final sample, not on a posterior mean, so there
+    is no Jensen gap (arXiv 2505.22391, Eq. 8). Conditioning: :meth:`solve` (forward: observe a; inverse: observe u).
+
+    Student d (``parametrization``):
+
+    - ``denoiser`` (default): the teacher's own preconditioned network at the top noise level,
+      d(eps) = c_skip(T) z + c_out(T) F(c_in(T) z, c_noise(T)) with EDM's scalings and T = sigma_max. Initialised
+      from the teacher's weights it starts as the teacher's one-step prediction D(z, T), a smooth field near the data
+      mean, which the distillation term then sharpens.
+    - ``pid``: the PID trajectory network read at sigma_min, x_theta(z, sigma_min) (:class:`PIDStudent`). With the
+      teacher's weights it starts far from the data: F at c_noise(sigma_min) is the teacher's noise-prediction head,
+      not a sample (on Poisson n=16 the initial samples' relative residual is about 40).
+
+    The physics weight rises linearly from 0 to `lam` over the first `lam_warmup` steps. A full weight from step 0
+    pulls the one-step generator to the trivial zero residual of shrunken fields (a = u = 0 solves the PDE) before
+    the distillation term has fitted the teacher; warmed up, it only removes the small high-frequency residual left
+    by the fitted student (benchmarks/RESULTS.md, PID section).
 
     Args:
         teacher, backbone, data_shape, sigma_min, sigma_max, rho, distance, batch_size, lr, cosine, seed: as in
             :class:`PIDStudent` (the default backbone is a copy of the teacher's network).
         lam: weight of the PDE residual term.
+        lam_warmup: steps over which the weight of the residual term rises linearly from 0 to `lam` (0: none).
+        parametrization: the one-step student, ``denoiser`` or ``pid`` (see above).
         residual: the PDE residual operator, one of ``poisson``.
         n_pairs: teacher (noise, sample) pairs per rank.
         teacher_steps: Karras grid points of the teacher's Heun solves.
@@ -40,7 +58,8 @@ class PIDDM(PIDStudent):
     """
 
     def __init__(self, teacher: str | nn.Module | dict, backbone: nn.Module | None = None,
-                 data_shape: list[int] | None = None, lam: float = 1.0, residual: str = "poisson",
+                 data_shape: list[int] | None = None, lam: float = 1.0, lam_warmup: int = 0,
+                 parametrization: str = "denoiser", residual: str = "poisson",
                  n_pairs: int = 2000, teacher_steps: int = 18, refresh_every: int = 0, sigma_min: float = 0.002,
                  sigma_max: float = 80.0, rho: float = 7.0, distance: str = "l2", batch_size: int = 64,
                  lr: float = 2e-4, cosine: bool = False, seed: int = 0) -> None:
@@ -48,6 +67,10 @@ class PIDDM(PIDStudent):
                          sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, distance=distance,
                          batch_size=batch_size, lr=lr, cosine=cosine, seed=seed)
         self.lam = nonnegative_float("PIDDM", "lam", lam)
+        self.lam_warmup = integer_at_least("PIDDM", "lam_warmup", lam_warmup, 0)
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"PIDDM: parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}")
+        self.parametrization = parametrization
         if residual not in RESIDUALS:
             raise ValueError(f"PIDDM: residual must be one of {sorted(RESIDUALS)}, got {residual!r}")
         if len(self.data_shape) != 3 or self.data_shape[0] != 2:
@@ -58,6 +81,18 @@ class PIDDM(PIDStudent):
         self.teacher_steps = integer_at_least("PIDDM", "teacher_steps", teacher_steps, 2)
         self.refresh_every = integer_at_least("PIDDM", "refresh_every", refresh_every, 0)
         self.pairs: tuple[Tensor, Tensor] | None = None
+
+    def generate(self, z: Tensor) -> Tensor:
+        """One-step samples d(z / sigma_max) in normalised units from noise z ~ N(0, sigma_max^2 I)."""
+        if self.parametrization == "pid":
+            return super().generate(z)
+        sigma = torch.full((len(z),) + (1,) * (z.ndim - 1), self.sigma_max, device=z.device, dtype=z.dtype)
+        c_skip, c_out, c_in, c_noise = edm_scalings(sigma, self.sigma_data)
+        return c_skip * z + c_out * self.backbone(c_in * z, c_noise.flatten())
+
+    def physics_weight(self, step: int) -> float:
+        """lam, ramped linearly from 0 over the first `lam_warmup` steps."""
+        return self.lam * min(1.0, step / self.lam_warmup) if self.lam_warmup else self.lam
 
     def physics_loss(self, x: Tensor) -> Tensor:
         """mean(R(x)^2) / rms(a)^2 for normalised samples x; rms(a) from the teacher's data statistics."""
@@ -83,10 +118,12 @@ class PIDDM(PIDStudent):
         x = self.generate(z[pick])
         distill = distance(self.distance, x, target[pick]).mean()
         physics = self.physics_loss(x)
-        loss = distill + self.lam * physics
+        weight = self.physics_weight(self.global_step)
+        loss = distill + weight * physics
         if not torch.isfinite(loss):
             raise FloatingPointError(f"PIDDM: non-finite loss at step {self.global_step}")
         self.log_dict({"train/loss": loss, "train/distill": distill, "train/physics": physics}, prog_bar=True)
+        self.log("train/lam", weight)
         return loss
 
     def solve(self, observed: Tensor, mask: Tensor, steps: int = 300, lr: float = 0.05, lam: float = 1.0,

@@ -1,0 +1,86 @@
+"""PIDDM settings sweep on Poisson fields n=16: trains the one-step student from the shipped teacher checkpoint in
+process (teacher Heun-18 pairs made once and cached under /tmp) and scores 500 samples like benchmarks/pid.py.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid_sweep.py --lam 3 --steps 1000 --lam-warmup 500
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid_sweep.py --lam 10 --steps 600 --parametrization pid
+
+Appends one JSON line per run to benchmarks/results/pid_sweep.jsonl. Needs checkpoints/pid/poisson_teacher.ckpt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lam", type=float, default=3.0)
+    parser.add_argument("--lam-warmup", type=int, default=0, help="steps of the linear ramp of lam")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam, cosine decay to 0 over --steps")
+    parser.add_argument("--parametrization", default="denoiser", choices=["denoiser", "pid"])
+    parser.add_argument("--n-pairs", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "pid_sweep.jsonl"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from lightning_pde.data import PoissonFields
+    from lightning_pde.data.poisson_fields import relative_residual
+    from lightning_pde.metrics import SlicedWassersteinDistance
+    from lightning_pde.modules.pid import distance
+    from lightning_pde.modules.piddm import PIDDM
+
+    data = PoissonFields(n=16, n_train=4000, n_val=500)
+    data.setup()
+    reference = data.val
+    student = PIDDM(teacher=str(ROOT / "checkpoints" / "pid" / "poisson_teacher.ckpt"), lam=args.lam,
+                    lam_warmup=args.lam_warmup, parametrization=args.parametrization, n_pairs=args.n_pairs,
+                    teacher_steps=18)
+    cache = Path(f"/tmp/pid_sweep_pairs{args.n_pairs}.pt")
+    if cache.is_file():
+        student.pairs = torch.load(cache)
+    else:
+        student.make_pairs()  # the same noise stream as training through the CLI (seed 0, rank 0)
+        torch.save(student.pairs, cache)
+    optimizer = torch.optim.Adam(student.backbone.parameters(), lr=args.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.steps)
+    picks = torch.Generator().manual_seed(0)
+    z, target = student.pairs
+    student.backbone.train()
+    start = time.perf_counter()
+    for step in range(args.steps):
+        pick = torch.randint(len(z), (args.batch_size,), generator=picks)
+        x = student.generate(z[pick])
+        distill, physics = distance("l2", x, target[pick]).mean(), student.physics_loss(x)
+        loss = distill + student.physics_weight(step) * physics
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 200 == 0 or step == args.steps - 1:
+            print(f"step {step} distill {distill.item():.4g} physics {physics.item():.4g}", flush=True)
+    seconds = time.perf_counter() - start
+    student.backbone.eval()
+    samples = student.sample(500, generator=torch.Generator().manual_seed(7))
+    swd = SlicedWassersteinDistance(n_projections=512)
+    swd.update(samples, reference)
+    var = reference.var(0).mean()
+    row = {**vars(args), "residual": float(relative_residual(samples.double()).mean()), "swd": float(swd.compute()),
+           "mmse": float(((samples.mean(0) - reference.mean(0)) ** 2).mean() / var),
+           "smse": float(((samples.std(0) - reference.std(0)) ** 2).mean() / var), "train_seconds": seconds}
+    print(json.dumps(row))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.output, "a") as log:
+        log.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
