@@ -1,15 +1,18 @@
-"""PIDDM settings sweep on Poisson fields n=16: trains the one-step student from the shipped teacher checkpoint in
-process (teacher Heun-18 pairs made once and cached under /tmp) and scores 500 samples like benchmarks/pid.py.
+"""PIDDM settings sweep on Poisson fields n=16: trains the one-step student from a teacher checkpoint in
+process (teacher Heun-18 pairs made once per teacher file and cached under /tmp) and scores 500 samples like
+benchmarks/pid.py.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid_sweep.py --lam 3 --steps 1000 --lam-warmup 500
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid_sweep.py --lam 10 --steps 600 --parametrization pid
 
-Appends one JSON line per run to benchmarks/results/pid_sweep.jsonl. Needs checkpoints/pid/poisson_teacher.ckpt.
+Appends one JSON line per run to benchmarks/results/pid_sweep.jsonl. Needs a teacher checkpoint (default
+checkpoints/pid/poisson_teacher.ckpt, from configs/pid/poisson_teacher.yaml).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", default=str(ROOT / "checkpoints" / "pid" / "poisson_teacher.ckpt"))
     parser.add_argument("--lam", type=float, default=3.0)
     parser.add_argument("--lam-warmup", type=int, default=0, help="steps of the linear ramp of lam")
     parser.add_argument("--steps", type=int, default=1000)
@@ -41,10 +45,11 @@ def main() -> None:
     data = PoissonFields(n=16, n_train=4000, n_val=500)
     data.setup()
     reference = data.val
-    student = PIDDM(teacher=str(ROOT / "checkpoints" / "pid" / "poisson_teacher.ckpt"), lam=args.lam,
+    student = PIDDM(teacher=args.teacher, lam=args.lam,
                     lam_warmup=args.lam_warmup, parametrization=args.parametrization, n_pairs=args.n_pairs,
                     teacher_steps=18)
-    cache = Path(f"/tmp/pid_sweep_pairs{args.n_pairs}.pt")
+    digest = hashlib.sha1(Path(args.teacher).read_bytes()).hexdigest()[:12]
+    cache = Path(f"/tmp/pid_sweep_pairs_{digest}_{args.n_pairs}.pt")
     if cache.is_file():
         student.pairs = torch.load(cache)
     else:

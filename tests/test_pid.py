@@ -50,6 +50,21 @@ def test_heun_matches_exact_gaussian_flow():
     assert errors[1] < 2e-3 and errors[1] < errors[0] / 10  # second order: 4x the steps, >= 16x smaller error
 
 
+def test_mlp_backbone_learns_a_sharp_function_of_x_quickly():
+    """x gets its own first-layer map: concatenated with the 64-wide noise features, 2-D x started at a 1/sqrt(66)
+    weight scale and sin(3 x_1) stayed at MSE 0.25 after 400 steps (an EDM teacher of the mixture did not learn)."""
+    torch.manual_seed(0)
+    net = MLPBackbone(2, [128, 128])
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(300):
+        x, c_noise = torch.randn(256, 2), torch.rand(256) - 0.5
+        loss = ((net(x, c_noise) - torch.stack([torch.sin(3 * x[:, 0]), 0.3 * x[:, 1]], 1)) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.05
+
+
 def test_mixture_denoiser_with_one_component_is_the_gaussian_posterior_mean():
     denoiser = GaussianMixtureDenoiser(n_components=1, radius=1.5, std=0.3)
     x, sigma = torch.randn(10, 2), torch.rand(10) * 3 + 0.1

@@ -70,7 +70,10 @@ class NoiseEmbedding(nn.Module):
 
 
 class MLPBackbone(nn.Module, Configurable):
-    """MLP for flat vectors: ``F(x, c_noise)`` on the concatenation of x and noise features, SiLU activations.
+    """MLP for flat vectors: ``F(x, c_noise)``, SiLU activations. The first layer is the sum of separate linear maps
+    of x and of the noise features: one layer on their concatenation gives x's few columns the 1/sqrt(dim +
+    embedding_dim) initial scale of the wide embedding's and trains very slowly (2-D x with a 64-wide embedding could
+    not fit sin(3 x_1) in 400 Adam steps, nor an EDM teacher of the 2-D mixture in 6000).
 
     Args:
         dim: data dimension (x is (B, dim)).
@@ -82,15 +85,17 @@ class MLPBackbone(nn.Module, Configurable):
         super().__init__()
         self.dim = positive_int("MLPBackbone", "dim", dim)
         hidden = integer_list("MLPBackbone", "hidden", [256, 256, 256] if hidden is None else hidden)
-        self.embed = NoiseEmbedding(positive_int("MLPBackbone", "embedding_dim", embedding_dim))
-        layers, width = [], dim + embedding_dim
-        for size in hidden:
+        embedding_dim = positive_int("MLPBackbone", "embedding_dim", embedding_dim)
+        self.embed = NoiseEmbedding(embedding_dim)
+        self.inp, self.inp_noise = nn.Linear(dim, hidden[0]), nn.Linear(embedding_dim, hidden[0], bias=False)
+        layers, width = [nn.SiLU()], hidden[0]
+        for size in hidden[1:]:
             layers += [nn.Linear(width, size), nn.SiLU()]
             width = size
         self.body = nn.Sequential(*layers, nn.Linear(width, dim))
 
     def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
-        return self.body(torch.cat([x, self.embed(c_noise)], dim=1))
+        return self.body(self.inp(x) + self.inp_noise(self.embed(c_noise)))
 
 
 class _ResBlock(nn.Module):
