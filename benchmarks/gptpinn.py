@@ -22,6 +22,7 @@ import torch
 
 from lightning_pde.callbacks.collocation_downsampling import CollocationDownsampling
 from lightning_pde.callbacks.greedy_basis_selection import GreedyBasisSelection
+from lightning_pde.gptpinn import ExactNeuron
 from lightning_pde.modules.gptpinn import GPTPINN
 from lightning_pde.problems import Burgers, Helmholtz, KleinGordon
 from lightning_pde.reference import cole_hopf_burgers
@@ -47,22 +48,6 @@ SETUPS = {
 # GPT-PINN baseline of the S2GPT repository uses Adam, lr 0.05, 1000 epochs (not GD).
 PARITY = {"helmholtz": ("adam", 1000, 0.05), "burgers": ("gd", 2000, 0.02), "klein_gordon": ("gd", 2000, 0.025)}
 PAPER_GD_LR = {"helmholtz": 0.05, "burgers": 0.02, "klein_gordon": 0.025}
-
-
-class ExactNeuron(torch.nn.Module):
-    """The exact Helmholtz solution as a neuron (fields by autograd): the reduced model's own accuracy ceiling."""
-
-    def __init__(self, params):
-        super().__init__()
-        self.problem = Helmholtz(*params)
-
-    def forward(self, x):
-        return self.problem.exact(x)
-
-    def fields(self, x):
-        from lightning_pde.derivatives import Autograd
-
-        return Autograd().fields(self, x, ("x", "y"), ("u",))
 
 
 def test_params(name: str, m: int, generator: torch.Generator) -> torch.Tensor:
@@ -142,7 +127,7 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
         if exact:  # exact solutions as neurons (Helmholtz): measures the reduced model, not the PINN training
             def exact_neuron(params):
                 module.neuron_seconds.append(0.0)
-                return ExactNeuron(params.tolist())
+                return ExactNeuron(Helmholtz(*params.tolist()))
 
             module.train_neuron = exact_neuron
         trainer = pl.Trainer(max_epochs=200, callbacks=[GreedyBasisSelection()], logger=False,

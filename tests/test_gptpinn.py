@@ -17,7 +17,7 @@ import lightning_pde
 from lightning_pde.callbacks.collocation_downsampling import CollocationDownsampling
 from lightning_pde.callbacks.greedy_basis_selection import GreedyBasisSelection
 from lightning_pde.derivatives import Autograd
-from lightning_pde.gptpinn import batched_conditions, eim_step, solve_batched
+from lightning_pde.gptpinn import ExactNeuron, batched_conditions, eim_step, solve_batched
 from lightning_pde.modules.gptpinn import GPTPINN
 from lightning_pde.problems import AllenCahn, Burgers, Helmholtz, KleinGordon
 
@@ -242,20 +242,6 @@ def test_ddp_two_ranks_select_like_one_process(tmp_path):
     torch.testing.assert_close(a.max_losses, b.max_losses, rtol=1e-6, atol=1e-12)
 
 
-class ExactNeuron(nn.Module):
-    """A 'neuron' that is the exact Helmholtz solution at its parameter (fields by autograd, like a trained PINN)."""
-
-    def __init__(self, params):
-        super().__init__()
-        self.problem = Helmholtz(*params)
-
-    def forward(self, x):
-        return self.problem.exact(x)
-
-    def fields(self, x):
-        return Autograd().fields(self, x, ("x", "y"), ("u",))
-
-
 HELMHOLTZ_SELECTED = [[2.0, 4.0, 1.0], [1.0, 4.0, 1.0], [1.9, 4.0, 1.0], [2.0, 3.7, 1.0], [1.0, 1.0, 1.0]]
 
 
@@ -265,7 +251,7 @@ def exact_bank():
     m = helmholtz(parameter_grid={"a1": [1.0, 2.0, 11], "a2": [1.0, 4.0, 11], "k": [1.0, 1.0, 1]},
                   pde_grid=[30, 30], test_grid=[25, 25])
     for p in HELMHOLTZ_SELECTED:
-        m.add_neuron(ExactNeuron(p), torch.tensor(p, dtype=torch.float64))
+        m.add_neuron(ExactNeuron(Helmholtz(*p)), torch.tensor(p, dtype=torch.float64))
     return m
 
 

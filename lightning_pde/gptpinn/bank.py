@@ -11,6 +11,24 @@ from torch import Tensor
 from lightning_pde.problems import Problem
 
 
+class ExactNeuron(torch.nn.Module):
+    """A "neuron" that is `problem`'s exact solution, with fields by autograd like a trained PINN's: a bank of these
+    measures the reduced model's own accuracy, free of neuron training error (tests, ``benchmarks/gptpinn.py
+    --exact-neurons``)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__()
+        self.problem = problem
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.problem.exact(x)
+
+    def fields(self, x: Tensor):
+        from lightning_pde.derivatives import Autograd
+
+        return Autograd().fields(self, x, self.problem.input_names, self.problem.output_names)
+
+
 def field_keys(problem: Problem) -> list[str]:
     """The fields a neuron bank stores: each output, its first and pure second derivatives in every input."""
     keys = []
