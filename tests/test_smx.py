@@ -77,3 +77,26 @@ def test_smx_linear_trains_a_regression():
         loss.backward()
         opt.step()
     assert loss.item() < 1e-3
+
+
+def test_convert_layers_quantizes_a_built_network_and_full_precision_undoes_it_inside_the_block():
+    from lightning_pde.nn import MLP, TTMLP
+    from lightning_pde.quant import SMXQuantizer, convert_layers, full_precision
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 16) * 2 - 1
+    for net in (MLP([32, 32], in_features=16, out_features=1),
+                TTMLP([16, 16], tt_shapes=[[[4, 4], [4, 4]], [[4, 4], [4, 4]], None], rank=2)):
+        if not net.layers:
+            net.build(16, 1)
+        reference = net(x).detach()
+        params = [id(p) for p in net.parameters()]
+        assert convert_layers(net, SMXQuantizer()) == 3
+        assert [id(p) for p in net.parameters()] == params  # same Parameter objects: optimizers stay valid
+        quantized = net(x).detach()
+        assert not torch.equal(quantized, reference)
+        assert (quantized - reference).norm() / reference.norm() < 0.1
+        with full_precision(net):
+            assert torch.equal(net(x).detach(), reference)
+        assert torch.equal(net(x).detach(), quantized)  # switched back on after the block
+    assert convert_layers(torch.nn.Tanh(), SMXQuantizer()) == 0

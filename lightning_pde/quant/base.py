@@ -1,8 +1,12 @@
-"""The quantizer-recipe interface: what ``model.net.quantizer`` names (entry-point group ``lightning_pde.quantizers``)."""
+"""The quantizer-recipe interface: what ``model.net.quantizer`` names (entry-point group ``lightning_pde.quantizers``),
+and two tools that work on any model: :func:`convert_layers` (quantize an already built model, e.g. post-training)
+and :func:`full_precision` (run a quantized model without its quantization, e.g. to evaluate trained weights)."""
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from torch import nn
 
@@ -16,3 +20,38 @@ class Quantizer(Configurable):
     @abstractmethod
     def convert(self, layer: nn.Module) -> nn.Module:
         """The quantized counterpart of `layer` (the layer itself when the recipe does not apply to it)."""
+
+
+def convert_layers(module: nn.Module, quantizer: Quantizer) -> int:
+    """Replace, in place, every ``nn.Linear`` and :class:`~lightning_pde.nn.TTLinear` inside `module` by
+    ``quantizer.convert(layer)`` (which shares the layer's parameters, so optimizers stay valid).
+
+    Returns:
+        the number of layers converted (0 when `module` has none).
+    """
+    from lightning_pde.nn.tt_linear import TTLinear
+
+    converted = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.Linear, TTLinear)):
+                setattr(parent, name, quantizer.convert(child))
+                converted += 1
+    return converted
+
+
+@contextmanager
+def full_precision(module: nn.Module) -> Iterator[nn.Module]:
+    """Switch off, inside the block, the quantization of every layer of `module` that supports it (the built-in SMX
+    layers and hooks: ``quant_enabled``); the weights are the trained (master) weights, unchanged.
+
+    ``with full_precision(model): u = model(x)`` evaluates an SMX-trained model in float32, to separate the error of
+    quantized training from that of quantized inference."""
+    switched = [m for m in module.modules() if getattr(m, "quant_enabled", False)]
+    for m in switched:
+        m.quant_enabled = False
+    try:
+        yield module
+    finally:
+        for m in switched:
+            m.quant_enabled = True

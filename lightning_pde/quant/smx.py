@@ -172,6 +172,8 @@ class SMXLinear(nn.Linear):
         self.bits = integer_at_least("SMXLinear", "bits", bits, 2)
         self.grad_bits = integer_at_least("SMXLinear", "grad_bits", grad_bits, 2)
         self.block = integer_at_least("SMXLinear", "block", block, 1)
+        #: False inside lightning_pde.quant.full_precision: a plain float linear with the same weights
+        self.quant_enabled = True
 
     @classmethod
     def from_linear(cls, layer: nn.Linear, bits: int = 8, grad_bits: int = 12, block: int = 4) -> "SMXLinear":
@@ -183,9 +185,12 @@ class SMXLinear(nn.Linear):
         new.bits = integer_at_least("SMXLinear", "bits", bits, 2)
         new.grad_bits = integer_at_least("SMXLinear", "grad_bits", grad_bits, 2)
         new.block = integer_at_least("SMXLinear", "block", block, 1)
+        new.quant_enabled = True
         return new
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.quant_enabled:  # see lightning_pde.quant.full_precision
+            return nn.functional.linear(x, self.weight, self.bias)
         return SMXLinearFunction.apply(x, self.weight, self.bias, self.bits, self.grad_bits, self.block)
 
     def extra_repr(self) -> str:
@@ -206,8 +211,12 @@ class SMXFakeQuant(nn.Module):
         self.bits = integer_at_least("SMXFakeQuant", "bits", bits, 2)
         self.grad_bits = None if grad_bits is None else integer_at_least("SMXFakeQuant", "grad_bits", grad_bits, 2)
         self.block = integer_at_least("SMXFakeQuant", "block", block, 1)
+        #: False inside lightning_pde.quant.full_precision: the identity
+        self.quant_enabled = True
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.quant_enabled:
+            return x
         return smx_fake_quant(x, self.bits, self.block, self.grad_bits)
 
 

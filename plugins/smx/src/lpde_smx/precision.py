@@ -5,8 +5,8 @@ from __future__ import annotations
 from pytorch_lightning.plugins.precision import Precision
 from torch import nn
 
-from lightning_pde.nn.tt_linear import TTLinear
-from lightning_pde.quant.smx import SMXLinear, SMXQuantizer
+from lightning_pde.quant.base import convert_layers
+from lightning_pde.quant.smx import SMXQuantizer
 from lightning_pde.validation import integer_at_least
 
 
@@ -37,20 +37,7 @@ class SMXPrecision(Precision):
         self.converted = 0
 
     def convert_module(self, module: nn.Module) -> nn.Module:
-        quantizer = SMXQuantizer(self.bits, self.grad_bits, self.block)
-        self.converted = 0
-
-        def visit(parent: nn.Module) -> None:
-            for name, child in list(parent.named_children()):
-                if isinstance(child, SMXLinear):
-                    self.converted += 1
-                elif isinstance(child, (nn.Linear, TTLinear)):
-                    setattr(parent, name, quantizer.convert(child))
-                    self.converted += 1
-                else:
-                    visit(child)
-
-        visit(module)
+        self.converted = convert_layers(module, SMXQuantizer(self.bits, self.grad_bits, self.block))
         if self.converted == 0:
             raise ValueError(f"SMXPrecision: the model ({type(module).__name__}) has no nn.Linear or TTLinear "
                              "layer to quantize")
