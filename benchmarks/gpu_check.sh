@@ -16,6 +16,18 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile
     . plugins/smx plugins/brevitas plugins/example || exit 1
 nvidia-smi -L
 python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'lightning', pl.__version__, torch.cuda.get_device_name())"
+if [ -n "${SWEEP:-}" ]; then
+    # a sweep instead of the default checks (benchmarks/sweep.py); the GPU tests given in GPU_TESTS run beside it
+    if [ -n "${GPU_TESTS:-}" ]; then
+        (timeout "${GPU_TEST_TIMEOUT:-240}" python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "$GPU_TESTS" \
+            > "$OUT/gpu_tests.log" 2>&1) &
+    fi
+    OMP_NUM_THREADS=1 timeout "${SWEEP_TIMEOUT:-500}" python3 benchmarks/sweep.py "$SWEEP" --accelerator gpu \
+        --jobs "${SWEEP_JOBS:-8}" --timeout "${RUN_TIMEOUT:-400}" --output "$OUT/sweep.jsonl" 2>&1 | tee "$OUT/sweep.log"
+    wait
+    tail -5 "$OUT/gpu_tests.log" 2>/dev/null
+    exit 0
+fi
 timeout "${GPU_TEST_TIMEOUT:-240}" python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$OUT/gpu_tests.log"
 OMP_NUM_THREADS=1 timeout "${QUANT_TIMEOUT:-330}" python3 benchmarks/quant.py --accelerator gpu --jobs 12 \
     --steps "${QUANT_STEPS:-3000}" --output "$OUT/quant_gpu.json" 2>&1 | tee "$OUT/quant_gpu.log"

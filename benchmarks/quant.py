@@ -35,11 +35,28 @@ VARIANTS = ("fp32", "tt", "tt_se", "tt_se_smx")
 STEPS = {"poisson2d": 30, "hjb20d": 30, "heat100d": 30}
 
 
-def run_one(config: str, steps: int, accelerator: str = "cpu") -> dict:
-    """Fit one config for `steps` steps in this process on `accelerator` and score it."""
+def relative_l2(model, grid) -> float:
+    """Relative L2 error of `model` on an evaluation grid (in chunks, no gradients)."""
+    with torch.no_grad():
+        pred = torch.cat([model(chunk.to(torch.float32)) for chunk in grid.points.split(2048)])
+    exact = grid.values.to(pred.dtype).reshape(pred.shape)
+    return float((pred - exact).norm() / exact.norm())
+
+
+def run_one(config: str, steps: int, accelerator: str = "cpu", overrides: tuple[str, ...] = ()) -> dict:
+    """Fit one config for `steps` steps in this process on `accelerator` and score it.
+
+    The error is measured twice: as trained (`rel_l2`; a quantized model infers in its quantized format) and in the
+    other precision: a quantized model's trained weights in float32 (`rel_l2_float_inference`,
+    lightning_pde.quant.full_precision), a float model quantized after training to INT8 SMX (`rel_l2_int8_ptq`, the
+    floor that INT8 inference alone puts under that network). `overrides` are extra CLI arguments
+    (``--model.init_args.derivatives.init_args.samples=128``)."""
+    import copy
+
     from lightning_pde import registry
     from lightning_pde.cli import LPDECLI
     from lightning_pde.derivatives import Stein
+    from lightning_pde.quant import SMXQuantizer, convert_layers, full_precision
     from lightning_pde.quant.cost_model import step_cost
 
     registry.load_all()
@@ -48,18 +65,22 @@ def run_one(config: str, steps: int, accelerator: str = "cpu") -> dict:
             "--config", config, f"--trainer.default_root_dir={workdir}", f"--trainer.max_steps={steps}",
             f"--trainer.accelerator={accelerator}", "--trainer.devices=1",
             "--trainer.enable_progress_bar=false", "--trainer.logger=false", "--trainer.enable_checkpointing=false",
-            "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false"])
+            "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false", *overrides])
         model = cli.model
         start = time.perf_counter()
         cli.trainer.fit(model, datamodule=cli.datamodule)
         seconds = time.perf_counter() - start
-    model.eval()
+    model.eval().cpu()
     problem = model.problem
     grid = problem.evaluation_grid()
-    with torch.no_grad():
-        pred = torch.cat([model(chunk.to(torch.float32)) for chunk in grid.points.split(2048)])
-    exact = grid.values.to(pred.dtype).reshape(pred.shape)
-    rel_l2 = float((pred - exact).norm() / exact.norm())
+    rel_l2 = relative_l2(model, grid)
+    if any(getattr(m, "quant_enabled", False) for m in model.modules()):
+        with full_precision(model):
+            other = {"rel_l2_float_inference": relative_l2(model, grid)}
+    else:
+        ptq = copy.deepcopy(model)
+        convert_layers(ptq.net, SMXQuantizer())
+        other = {"rel_l2_int8_ptq": relative_l2(ptq, grid)}
     net = model.net
     params = sum(p.numel() for p in net.parameters())
     ratio = net.compression_ratio() if callable(getattr(net, "compression_ratio", None)) else 1.0
@@ -74,14 +95,16 @@ def run_one(config: str, steps: int, accelerator: str = "cpu") -> dict:
                      engine.samples if stein else 0, smx)
     return {"config": config, "steps": cli.trainer.global_step, "fit_seconds": seconds,
             "seconds_per_step": seconds / max(cli.trainer.global_step, 1), "rel_l2": rel_l2, "parameters": params,
-            "compression": ratio, "cost": cost.as_dict(), "points": sizes}
+            "compression": ratio, "cost": cost.as_dict(), "points": sizes, "overrides": list(overrides), **other}
 
 
-def run_subprocess(config: str, steps: int, accelerator: str, threads: int) -> dict:
-    """`run_one` in a fresh process (so that its peak resident memory is its own)."""
+def run_subprocess(config: str, steps: int, accelerator: str, threads: int, overrides: tuple[str, ...] = (),
+                   timeout: float | None = None) -> dict:
+    """`run_one` in a fresh process (so that its peak resident memory is its own); raises
+    subprocess.TimeoutExpired after `timeout` seconds."""
     out = subprocess.run([sys.executable, __file__, "--one", config, "--steps", str(steps), "--accelerator",
-                          accelerator], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+                          accelerator, *[f"--set={o}" for o in overrides]], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": str(threads)}, timeout=timeout)
     line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
         print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
@@ -148,6 +171,9 @@ def main() -> None:
     parser.add_argument("--accelerator", default="cpu", help="where the runs train (cpu, gpu); scoring is on the CPU")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once (timings are then not comparable; for error at convergence on a GPU)")
+    parser.add_argument("--set", action="append", default=[], metavar="ARG",
+                        help="extra CLI argument for every run, e.g. --set=--model.init_args.derivatives.init_args."
+                             "samples=128 (repeatable)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--plot-only", action="store_true", help="redraw docs/images/quant_results.png from --output")
     options = parser.parse_args()
@@ -157,7 +183,7 @@ def main() -> None:
         plot(json.loads(Path(options.output).read_text()), ROOT / "docs" / "images" / "quant_results.png")
         return
     if options.one:
-        result = run_one(options.one, options.steps, options.accelerator)
+        result = run_one(options.one, options.steps, options.accelerator, tuple(options.set))
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print("RESULT " + json.dumps(result))
         return
@@ -165,14 +191,18 @@ def main() -> None:
     processes = {}
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
         futures = {pool.submit(run_subprocess, f"configs/quant/{p}_{v}.yaml", options.steps or STEPS[p],
-                               options.accelerator, threads): (p, v) for p, v in runs}
+                               options.accelerator, threads, tuple(options.set)): (p, v) for p, v in runs}
         for future in as_completed(futures):
             problem, variant = futures[future]
             row = future.result()
             row.update(problem=problem, variant=variant, accelerator=options.accelerator, jobs=options.jobs)
             processes[problem, variant] = row
-            print(f"{problem:10s} {variant:10s} rel_l2={row['rel_l2']:.3e} {row['seconds_per_step'] * 1e3:.0f} ms/step",
-                  flush=True)
+            other = row.get("rel_l2_float_inference", row.get("rel_l2_int8_ptq"))
+            print(f"{problem:10s} {variant:10s} rel_l2={row['rel_l2']:.3e} (other precision {other:.3e}) "
+                  f"{row['seconds_per_step'] * 1e3:.0f} ms/step", flush=True)
+            # partial results survive a run cut off by a time limit
+            Path(options.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(options.output).with_suffix(".partial.json").write_text(json.dumps(list(processes.values()), indent=2))
     rows = [processes[run] for run in runs]
     for problem in options.problems:
         base = next((r for r in rows if r["problem"] == problem and r["variant"] == "fp32"), None)
@@ -183,20 +213,22 @@ def main() -> None:
                                                  / (r["cost"]["weight_bytes"] + r["cost"]["activation_bytes"]))
                 r["time_ratio_vs_fp32"] = base["seconds_per_step"] / r["seconds_per_step"]
                 r["error_ratio_vs_fp32"] = r["rel_l2"] / base["rel_l2"]
-    timing = engine_timing()
+    timing = engine_timing() if options.accelerator == "cpu" else None  # a CPU timing; skipped on a GPU run
     report = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__, "threads": threads,
-              "results": rows, "heat100_engine_step_seconds": timing}
+              "overrides": options.set, "results": rows, "heat100_engine_step_seconds": timing}
     Path(options.output).parent.mkdir(parents=True, exist_ok=True)
     Path(options.output).write_text(json.dumps(report, indent=2))
-    print(f"\n{'problem':10s} {'variant':10s} {'rel L2':>9s} {'x FP32':>7s} {'params':>8s} {'compr':>7s} "
-          f"{'ms/step':>8s} {'RSS MB':>7s} {'est.speedup':>11s} {'est.mem':>8s}")
+    print(f"\n{'problem':10s} {'variant':10s} {'rel L2':>9s} {'x FP32':>7s} {'float inf':>9s} {'INT8 PTQ':>9s} "
+          f"{'params':>8s} {'compr':>7s} {'ms/step':>8s} {'RSS MB':>7s} {'est.speedup':>11s} {'est.mem':>8s}")
     for r in rows:
         print(f"{r['problem']:10s} {r['variant']:10s} {r['rel_l2']:9.2e} {r.get('error_ratio_vs_fp32', float('nan')):7.2f} "
+              f"{r.get('rel_l2_float_inference', float('nan')):9.2e} {r.get('rel_l2_int8_ptq', float('nan')):9.2e} "
               f"{r['parameters']:8d} {r['compression']:7.1f} {r['seconds_per_step'] * 1e3:8.0f} "
               f"{r['peak_rss_mb']:7.0f} {r.get('speedup_cost_model', float('nan')):11.1f} "
               f"{r.get('memory_saving_cost_model', float('nan')):8.1f}")
-    print(f"\nHeat(100), dense [256]*3, 50 points per condition: autograd step {timing['autograd']:.3f} s, Stein "
-          f"(K=32) step {timing['stein_k32']:.3f} s, Stein {timing['stein_speedup']:.1f}x faster")
+    if timing is not None:
+        print(f"\nHeat(100), dense [256]*3, 50 points per condition: autograd step {timing['autograd']:.3f} s, Stein "
+              f"(K=32) step {timing['stein_k32']:.3f} s, Stein {timing['stein_speedup']:.1f}x faster")
     picture = (ROOT / "docs" / "images" / "quant_results.png" if Path(options.output) == RESULTS / "quant.json"
                else Path(options.output).with_suffix(".png"))
     plot(report, picture)
