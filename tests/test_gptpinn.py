@@ -344,3 +344,17 @@ def test_chain_rule_jacobian_matches_forward_mode_per_coefficient(problem, grid,
     assert m._pointwise_verdicts[("sparse", sparse)]
     torch.testing.assert_close(r, r_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(jac, jac_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_neuron_lbfgs_phase_lowers_each_neurons_loss():
+    """neuron_lbfgs_steps: after the same Adam steps, the L-BFGS phase must bring the neuron's training loss (and its
+    error against the exact solution) well below Adam's alone; the losses are recorded and saved."""
+    errors, losses = {}, {}
+    for lbfgs in (0, 60):
+        m = helmholtz(max_neurons=1, neuron_max_steps=30, neuron_lbfgs_steps=lbfgs, neuron_hidden=[16])
+        pinn = m.train_neuron(torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64))
+        losses[lbfgs] = m.neuron_losses[-1]
+        exact = Helmholtz(1.0, 1.0).exact(m.points_test).reshape(-1)
+        errors[lbfgs] = float((pinn(m.points_test).reshape(-1) - exact).norm() / exact.norm())
+    assert losses[60] < 0.1 * losses[0]
+    assert errors[60] < 0.5 * errors[0]

@@ -191,6 +191,8 @@ class GPTPINN(pl.LightningModule):
         # greedy stage trains the neurons with their own optimizers, outside Lightning's loop).
         self.ddp_anchor = nn.Parameter(torch.zeros(1))
         self.neuron_seconds: list[float] = []
+        #: each neuron's final training loss (its full PINN's, in its training precision)
+        self.neuron_losses: list[float] = []
 
     # ------------------------------------------------------------------ set-up
     def _point_sets(self) -> dict[str, Tensor]:
@@ -294,6 +296,7 @@ class GPTPINN(pl.LightningModule):
                     return value
 
                 lbfgs.step(closure)
+            self.neuron_losses.append(float(total().detach()))
         pinn = pinn.double()  # the bank is float64 whatever the training precision
         for p in pinn.parameters():
             p.requires_grad_(False)
@@ -525,6 +528,8 @@ class GPTPINN(pl.LightningModule):
         pinn = self.train_neuron(params)
         self.add_neuron(pinn, params)
         self.log("greedy/neuron_seconds", self.neuron_seconds[-1])
+        if self.neuron_losses:
+            self.log("greedy/neuron_loss", self.neuron_losses[-1])
         self.log("greedy/n_neurons", float(self.n_neurons))
         return None
 
@@ -535,6 +540,7 @@ class GPTPINN(pl.LightningModule):
         checkpoint[CHECKPOINT_CLASS_KEY] = class_path(self)
         checkpoint["gptpinn_sparse"] = copy.deepcopy(self.sparse)
         checkpoint["gptpinn_neuron_seconds"] = list(self.neuron_seconds)
+        checkpoint["gptpinn_neuron_losses"] = list(self.neuron_losses)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict", {})
@@ -549,6 +555,7 @@ class GPTPINN(pl.LightningModule):
                 p.requires_grad_(False)
         self.sparse = checkpoint.get("gptpinn_sparse")
         self.neuron_seconds = list(checkpoint.get("gptpinn_neuron_seconds", []))
+        self.neuron_losses = list(checkpoint.get("gptpinn_neuron_losses", []))
 
     def require_bank(self) -> None:
         if self.n_neurons == 0:
