@@ -358,3 +358,24 @@ def test_neuron_lbfgs_phase_lowers_each_neurons_loss():
         errors[lbfgs] = float((pinn(m.points_test).reshape(-1) - exact).norm() / exact.norm())
     assert losses[60] < 0.1 * losses[0]
     assert errors[60] < 0.5 * errors[0]
+
+
+def test_gauss_newton_stops_once_every_row_has_converged(burgers_bank, monkeypatch):
+    """Early exit of the Levenberg-Marquardt loop: far fewer than `steps` Jacobians, the same coefficients as the
+    full `steps` iterations (GN_RTOL < 0 disables the exit)."""
+    from lightning_pde.gptpinn import solvers
+
+    params = torch.tensor([[0.07], [0.2], [0.33], [0.45]], dtype=torch.float64)
+    results = {}
+    for label, rtol in (("early", solvers.GN_RTOL), ("full", -1.0)):
+        monkeypatch.setattr(solvers, "GN_RTOL", rtol)
+        residual = burgers_bank.residual_fn(params, sparse=False)
+        calls = []
+        inner = residual.jacobian
+        residual.jacobian = lambda c: calls.append(1) or inner(c)
+        c, loss = solve_batched(residual, burgers_bank.initial_coefficients(params), "gauss_newton", steps=60)
+        results[label] = (len(calls), c, loss)
+    early, full = results["early"], results["full"]
+    assert full[0] == 60 and early[0] < 30
+    torch.testing.assert_close(early[2], full[2], rtol=1e-8, atol=1e-14)
+    torch.testing.assert_close(early[1], full[1], rtol=1e-5, atol=1e-7)

@@ -14,6 +14,9 @@ SOLVERS = ("gd", "adam", "gauss_newton", "lstsq")
 
 Residual = Callable[[Tensor], Tensor]
 
+#: Gauss-Newton stops early once every row's last step changed its loss (or c) by less than this, relatively
+GN_RTOL = 1e-10
+
 
 def _loss(residual: Residual, c: Tensor) -> Tensor:
     return residual(c).square().sum(-1)
@@ -55,10 +58,12 @@ def check_gd_step(residual: Residual, c: Tensor, lr: float) -> None:
 def solve_batched(residual: Residual, c0: Tensor, solver: str = "gauss_newton", steps: int = 20,
                   lr: float = 1e-2) -> tuple[Tensor, Tensor]:
     """Minimise |residual(c)|^2 for each row of c. `residual` maps (M, n) -> (M, R) with loss = sum of squares.
-    Returns (c (M, n), loss (M,))."""
+    Returns (c (M, n), loss (M,)). ``gauss_newton`` runs at most `steps` iterations and stops once all rows have
+    converged (see ``GN_RTOL``); ``gd``/``adam`` run exactly `steps`."""
     if solver not in SOLVERS:
         raise ValueError(f"solve_batched: solver must be one of {SOLVERS}, got {solver!r}")
     c = c0.detach().clone()
+    converged_gn = None
     if solver == "lstsq":
         # r(c) = r(0) + J c exactly for a linear PDE.
         r0, jac = jacobian(residual, torch.zeros_like(c))
@@ -69,6 +74,8 @@ def solve_batched(residual: Residual, c0: Tensor, solver: str = "gauss_newton", 
         loss = _loss(residual, c)
         eye = torch.eye(c.shape[1], dtype=c.dtype)
         for _ in range(steps):
+            if converged_gn is not None and bool(converged_gn.all()):
+                break  # every row has stalled at a near-Gauss-Newton step: the rest would change nothing
             r, jac = jacobian(residual, c)
             jtj = jac.transpose(1, 2) @ jac
             jtr = (jac.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
@@ -78,6 +85,10 @@ def solve_batched(residual: Residual, c0: Tensor, solver: str = "gauss_newton", 
             trial = c + step
             trial_loss = _loss(residual, trial)
             better = trial_loss < loss
+            # converged: an (almost undamped) step that changes the loss or c only at rounding level
+            stalled = ((trial_loss - loss).abs() <= GN_RTOL * loss) | (
+                step.norm(dim=1) <= GN_RTOL * c.norm(dim=1)) | (loss <= 1e-300)
+            converged_gn = stalled & (damping <= 1.0)
             c = torch.where(better[:, None], trial, c)
             loss = torch.where(better, trial_loss, loss)
             damping = torch.where(better, damping / 3, damping * 4).clamp(1e-12, 1e8)
