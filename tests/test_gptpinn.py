@@ -379,3 +379,30 @@ def test_gauss_newton_stops_once_every_row_has_converged(burgers_bank, monkeypat
     assert full[0] == 60 and early[0] < 30
     torch.testing.assert_close(early[2], full[2], rtol=1e-8, atol=1e-14)
     torch.testing.assert_close(early[1], full[1], rtol=1e-5, atol=1e-7)
+
+
+def test_model_checkpoint_saves_every_greedy_step_and_resumes(tmp_path):
+    """The configs' ModelCheckpoint writes a checkpoint after every neuron (it skips saving while global_step is
+    unchanged, so each greedy step must advance it); resuming from the 2-neuron one gives the straight run's bank."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    straight = helmholtz(max_neurons=3)
+    trainer = pl.Trainer(max_epochs=50, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         inference_mode=False, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_top_k=-1,
+                                                                          save_on_train_epoch_end=True,
+                                                                          filename="{epoch}")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(straight)
+    saved = sorted(tmp_path.glob("epoch=*.ckpt"))
+    assert [p.name for p in saved] == ["epoch=0.ckpt", "epoch=1.ckpt", "epoch=2.ckpt"]
+    counts = [len(torch.load(p, weights_only=False)["state_dict"]["selected"]) for p in saved]
+    assert counts == [1, 2, 3]
+    resumed = helmholtz(max_neurons=3)
+    trainer = pl.Trainer(max_epochs=50, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, inference_mode=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(resumed, ckpt_path=tmp_path / "epoch=1.ckpt")
+    torch.testing.assert_close(resumed.selected_params, straight.selected_params)
+    torch.testing.assert_close(resumed.bank_test, straight.bank_test)

@@ -531,10 +531,14 @@ class GPTPINN(pl.LightningModule):
         if self.neuron_losses:
             self.log("greedy/neuron_loss", self.neuron_losses[-1])
         self.log("greedy/n_neurons", float(self.n_neurons))
+        self.optimizers().step()  # no gradient, nothing changes: counts the greedy step (see configure_optimizers)
         return None
 
     def configure_optimizers(self) -> Any:
-        return None
+        # A no-op optimizer on the anchor: one (empty) step per greedy step advances trainer.global_step, which
+        # ModelCheckpoint needs (it skips saving while global_step is unchanged, so with no optimizer the shipped
+        # configs' checkpoints were never written mid-run and a long greedy stage could not be resumed).
+        return torch.optim.SGD([self.ddp_anchor], lr=0.0)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_CLASS_KEY] = class_path(self)
