@@ -34,7 +34,7 @@ SETUPS = {
     # 45 x 45 grid resolves sin(4 pi y) (a 30 x 30 one lets the neuron alias between the points).
     "helmholtz": dict(problem=Helmholtz(), parameter_grid={"a1": [1.0, 2.0, 11], "a2": [1.0, 4.0, 11], "k": [1.0, 1.0, 1]},
                       first_params=[2.0, 4.0, 1.0], solver="lstsq", neuron_hidden=[32, 32], pde_grid=[45, 45],
-                      neuron_fourier_features=32, neuron_fourier_scale=1.0, neuron_precision="float32"),
+                      neuron_fourier_features=64, neuron_fourier_scale=1.0, neuron_precision="float32"),
     "burgers": dict(problem=Burgers(), parameter_grid={"nu": [0.005, 1.0, 129]}, first_params=[0.5025],
                     solver="gauss_newton", neuron_hidden=[20, 20, 20, 20], pde_grid=[48, 48],
                     neuron_precision="float32"),
@@ -119,6 +119,11 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
         import lightning_pde
 
         module, offline = lightning_pde.load(ckpt), None
+        hp = module.hparams  # report the bank's own settings (e.g. a checkpoint of `lpde fit --config ...`)
+        steps, lbfgs = int(hp["neuron_max_steps"]), int(hp["neuron_lbfgs_steps"])
+        setup = {k: v for k, v in hp.items() if k.startswith("neuron_") or k in ("pde_grid", "parameter_grid",
+                                                                               "first_params", "solver")}
+        setup["problem"] = None
         module.sparse, module.magic_u, module.magic_r = None, module.magic_u[:0], module.magic_r[:0]
         module.eim_u, module.eim_r = module.eim_u[:, :0], module.eim_r[:, :0]
     else:
@@ -147,6 +152,8 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
     out = {"pde": name, "tag": tag, "exact_neurons": exact, "neurons": module.n_neurons, "neuron_steps": steps,
            "neuron_lbfgs": lbfgs, "setup": {k: v for k, v in setup.items() if k != "problem"},
            "offline_s": offline, "neuron_s_mean": float(np.mean(module.neuron_seconds or [0.0])),
+           "neuron_s_total": float(np.sum(module.neuron_seconds or [0.0])), "neuron_losses": module.neuron_losses,
+           "checkpoint": str(ckpt) if load else None,
            "selected": module.selected_params.tolist(), "max_losses": module.max_losses.tolist(),
            "max_losses_s2gpt": s2_losses, "magic_points": torch.cat([module.magic_u, module.magic_r]).tolist(),
            "n_test": n_test, "test_params": params.tolist(), "rows": [], "errors": {}}
@@ -254,7 +261,8 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--exact-neurons", action="store_true", help="Helmholtz only: exact solutions as neurons")
     parser.add_argument("--save", default=None, help="folder for the greedy stage's checkpoints (the banks)")
-    parser.add_argument("--load", action="store_true", help="skip the greedy stage: load the banks from --save")
+    parser.add_argument("--load", action="store_true", help="skip the greedy stage: load the banks from --save "
+                        "(<save>/<pde>.ckpt, e.g. the last.ckpt of `lpde fit --config configs/gptpinn/<pde>.yaml`)")
     parser.add_argument("--out", default="gptpinn.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
