@@ -147,14 +147,20 @@ def test_greedy_resumes_from_a_checkpoint_mid_way(tmp_path):
     first = helmholtz(max_neurons=2)
     trainer = fit(first)
     trainer.save_checkpoint(tmp_path / "mid.ckpt")
-    resumed = helmholtz(max_neurons=3)
+    resumed = resume_helmholtz(tmp_path / "mid.ckpt", max_neurons=3)
+    torch.testing.assert_close(resumed.selected_params, straight.selected_params)
+    torch.testing.assert_close(resumed.max_losses, straight.max_losses)
+
+
+def resume_helmholtz(ckpt_path, max_neurons):
+    """A Helmholtz GPT-PINN with `max_neurons`, fitted on from the checkpoint at `ckpt_path`."""
+    resumed = helmholtz(max_neurons=max_neurons)
     trainer = pl.Trainer(max_epochs=50, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, inference_mode=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(resumed, ckpt_path=tmp_path / "mid.ckpt")
-    torch.testing.assert_close(resumed.selected_params, straight.selected_params)
-    torch.testing.assert_close(resumed.max_losses, straight.max_losses)
+        trainer.fit(resumed, ckpt_path=ckpt_path)
+    return resumed
 
 
 def test_s2gpt_magic_points_and_sparse_solve(tmp_path):
@@ -398,11 +404,6 @@ def test_model_checkpoint_saves_every_greedy_step_and_resumes(tmp_path):
     assert [p.name for p in saved] == ["epoch=0.ckpt", "epoch=1.ckpt", "epoch=2.ckpt"]
     counts = [len(torch.load(p, weights_only=False)["state_dict"]["selected"]) for p in saved]
     assert counts == [1, 2, 3]
-    resumed = helmholtz(max_neurons=3)
-    trainer = pl.Trainer(max_epochs=50, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, inference_mode=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(resumed, ckpt_path=tmp_path / "epoch=1.ckpt")
+    resumed = resume_helmholtz(tmp_path / "epoch=1.ckpt", max_neurons=3)
     torch.testing.assert_close(resumed.selected_params, straight.selected_params)
     torch.testing.assert_close(resumed.bank_test, straight.bank_test)
