@@ -6,7 +6,8 @@ of that network.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/smx_floor.py                     # Poisson TT, 1500 steps
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/smx_floor.py --config configs/quant/hjb20d_fp32.yaml
 
-Rows: weights and activations at 8 / 10 / 12 bits; INT8 weights only; INT8 activations only; INT8 with the first or
+Rows: weights and activations at 8 / 10 / 12 bits; INT8 in 1x1 (a per-element exponent), 2x2, 8x8 and 16x16
+tiles instead of the shipped 4x4; INT8 weights only; INT8 activations only; INT8 with the first or
 the last layer left in float; INT8 with the prediction smoothed over 2K Gaussian perturbations (sigma 0.01, He et
 al.'s prediction of a Stein-trained network). Writes benchmarks/results/smx_floor.json.
 """
@@ -34,11 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 class FakeQuantLinear(nn.Module):
     """A float nn.Linear whose weight and/or input are SMX fake-quantized (either may be left in float)."""
 
-    def __init__(self, linear: nn.Linear, weight_bits: int | None, input_bits: int | None) -> None:
+    def __init__(self, linear: nn.Linear, weight_bits: int | None, input_bits: int | None, block: int = 4) -> None:
         super().__init__()
         self.linear = linear
-        self.weight_quant = SMXFakeQuant(weight_bits) if weight_bits else None
-        self.input_quant = SMXFakeQuant(input_bits) if input_bits else None
+        self.weight_quant = SMXFakeQuant(weight_bits, block=block) if weight_bits else None
+        self.input_quant = SMXFakeQuant(input_bits, block=block) if input_bits else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.linear.weight if self.weight_quant is None else self.weight_quant(self.linear.weight)
@@ -46,19 +47,21 @@ class FakeQuantLinear(nn.Module):
         return nn.functional.linear(x, weight, self.linear.bias)
 
 
-def quantized(model: nn.Module, weight_bits: int | None, input_bits: int | None, skip: tuple[int, ...] = ()) -> nn.Module:
+def quantized(model: nn.Module, weight_bits: int | None, input_bits: int | None, skip: tuple[int, ...] = (),
+              block: int = 4) -> nn.Module:
     """A copy of `model` whose network layers (except the indices in `skip`, negative from the end) are SMX
-    fake-quantized: weights at `weight_bits`, layer inputs (and TT intermediates) at `input_bits`; None: float."""
+    fake-quantized in `block` x `block` tiles: weights at `weight_bits`, layer inputs (and TT intermediates) at
+    `input_bits`; None: float."""
     model = copy.deepcopy(model)
     layers = model.net.layers
     for index, layer in enumerate(layers):
         if index in skip or index - len(layers) in skip:
             continue
         if isinstance(layer, TTLinear):
-            layer.set_quantizers(SMXFakeQuant(weight_bits) if weight_bits else None,
-                                 SMXFakeQuant(input_bits) if input_bits else None)
+            layer.set_quantizers(SMXFakeQuant(weight_bits, block=block) if weight_bits else None,
+                                 SMXFakeQuant(input_bits, block=block) if input_bits else None)
         else:
-            layers[index] = FakeQuantLinear(layer, weight_bits, input_bits)
+            layers[index] = FakeQuantLinear(layer, weight_bits, input_bits, block)
     return model
 
 
@@ -102,6 +105,8 @@ def main() -> None:
     rows = {"float (as trained)": relative_l2(model, grid)}
     for bits in (8, 10, 12):
         rows[f"INT{bits} weights + activations"] = relative_l2(quantized(model, bits, bits), grid)
+    for block in (1, 2, 8, 16):  # the tile side (shipped: 4); 1 is a per-element exponent
+        rows[f"INT8 weights + activations, {block} x {block} tiles"] = relative_l2(quantized(model, 8, 8, block=block), grid)
     rows["INT8 weights only"] = relative_l2(quantized(model, 8, None), grid)
     rows["INT8 activations only"] = relative_l2(quantized(model, None, 8), grid)
     rows["INT8, first layer float"] = relative_l2(quantized(model, 8, 8, skip=(0,)), grid)
