@@ -332,7 +332,10 @@ def test_bank_matches_fresh_autograd_of_fourier_float32_neurons():
                                            (AllenCahn(), {"lam": [1e-4, 1e-3, 3], "eps": [1.0, 5.0, 3]}),
                                            (Helmholtz(), {"a1": [1.0, 2.0, 3], "a2": [1.0, 2.0, 3], "k": [1.0, 1.0, 1]})])
 @pytest.mark.parametrize("sparse", [False, True])
-def test_chain_rule_jacobian_matches_forward_mode_per_coefficient(problem, grid, sparse):
+def test_chain_rule_jacobian_matches_forward_mode_per_coefficient(problem, grid, sparse, monkeypatch):
+    """The chain-rule Jacobian equals forward mode per coefficient; residuals with one row per point (Burgers,
+    Helmholtz) get their field derivatives from one backward pass, Allen-Cahn's periodic pair (u and u_x stacked
+    per point) from the vmapped forward-mode path."""
     from lightning_pde.gptpinn.solvers import jacobian
 
     m = GPTPINN(problem, grid, **TINY)
@@ -345,11 +348,23 @@ def test_chain_rule_jacobian_matches_forward_mode_per_coefficient(problem, grid,
     params = m.training_params[-2:]
     residual = m.residual_fn(params, sparse=sparse)
     c = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    vmaps, real_vmap = [], torch.func.vmap
+    monkeypatch.setattr(torch.func, "vmap", lambda *a, **k: vmaps.append(1) or real_vmap(*a, **k))
     r, jac = jacobian(residual, c)
+    assert bool(vmaps) == isinstance(problem, AllenCahn)
+    monkeypatch.undo()
     r_ref, jac_ref = jacobian(residual, c, generic=True)
     assert m._pointwise_verdicts[("sparse", sparse)]
     torch.testing.assert_close(r, r_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(jac, jac_ref, rtol=1e-9, atol=1e-9)
+    # Gauss-Newton's normal equations, accumulated over chunks of 16 rows, equal those of the full Jacobian
+    import lightning_pde.modules.gptpinn as gptpinn_module
+
+    monkeypatch.setattr(gptpinn_module, "NORMAL_CHUNK_ENTRIES", 16)
+    r_normal, jtj, jtr = residual.normal_equations(c)
+    torch.testing.assert_close(r_normal, r_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(jtj, jac_ref.transpose(1, 2) @ jac_ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(jtr, (jac_ref.transpose(1, 2) @ r_ref.unsqueeze(-1)).squeeze(-1), rtol=1e-9, atol=1e-9)
 
 
 def test_neuron_lbfgs_phase_lowers_each_neurons_loss():
@@ -377,8 +392,8 @@ def test_gauss_newton_stops_once_every_row_has_converged(burgers_bank, monkeypat
         monkeypatch.setattr(solvers, "GN_RTOL", rtol)
         residual = burgers_bank.residual_fn(params, sparse=False)
         calls = []
-        inner = residual.jacobian
-        residual.jacobian = lambda c: calls.append(1) or inner(c)
+        inner = residual.normal_equations  # one J^T J per Levenberg-Marquardt iteration
+        residual.normal_equations = lambda c: calls.append(1) or inner(c)
         c, loss = solve_batched(residual, burgers_bank.initial_coefficients(params), "gauss_newton", steps=60)
         results[label] = (len(calls), c, loss)
     early, full = results["early"], results["full"]

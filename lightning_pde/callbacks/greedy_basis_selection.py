@@ -29,9 +29,9 @@ class GreedyBasisSelection(pl.Callback):
         """Loss (M,) of each candidate; rank r solves candidates r, r + world, ... and the results are gathered."""
         world, rank = max(trainer.world_size, 1), trainer.global_rank
         share = -(-len(candidates) // world)
-        mine = torch.arange(rank, share * world, world)
+        mine = torch.arange(rank, share * world, world, device=candidates.device)
         valid = mine < len(candidates)
-        losses = torch.full((share,), -1.0, dtype=torch.float64)
+        losses = candidates.new_full((share,), -1.0, dtype=torch.float64)  # on the module's device (NCCL gathers)
         chunk = module.candidate_chunk
         for start in range(0, share, chunk):
             idx = mine[start:start + chunk]

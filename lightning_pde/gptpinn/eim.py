@@ -27,6 +27,6 @@ def eim_step(basis: Tensor, indices: Tensor, snapshot: Tensor, exclude: Tensor |
     new = int(score.argmax())
     pivot = remainder[new]
     if pivot == 0:
-        pivot = torch.tensor(1.0, dtype=torch.float64)
+        pivot = basis.new_tensor(1.0)
     return (torch.cat([basis, (remainder / pivot).unsqueeze(-1)], dim=1),
-            torch.cat([indices, torch.tensor([new], dtype=indices.dtype)]))
+            torch.cat([indices, indices.new_tensor([new])]))

@@ -28,10 +28,20 @@ def jacobian(residual: Residual, c: Tensor, generic: bool = False) -> tuple[Tens
     if not generic and callable(getattr(residual, "jacobian", None)):
         return residual.jacobian(c)
     n = c.shape[1]
-    tangents = torch.eye(n, dtype=c.dtype).unsqueeze(1).expand(n, *c.shape)
+    tangents = torch.eye(n, dtype=c.dtype, device=c.device).unsqueeze(1).expand(n, *c.shape)
     r = residual(c)
     jac = torch.func.vmap(lambda v: torch.func.jvp(residual, (c,), (v,))[1])(tangents)
     return r, jac.permute(1, 2, 0)
+
+
+def normal_equations(residual: Residual, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(r (M, R), J^T J (M, n, n), J^T r (M, n)): the residual's own ``normal_equations(c)`` where it has one
+    (GPTPINN's, which never forms the full J), otherwise from :func:`jacobian`."""
+    if callable(getattr(residual, "normal_equations", None)):
+        return residual.normal_equations(c)
+    r, jac = jacobian(residual, c)
+    jt = jac.transpose(1, 2)
+    return r, jt @ jac, (jt @ r.unsqueeze(-1)).squeeze(-1)
 
 
 def gd_step_limit(residual: Residual, c: Tensor) -> Tensor:
@@ -70,15 +80,13 @@ def solve_batched(residual: Residual, c0: Tensor, solver: str = "gauss_newton", 
         c = torch.linalg.lstsq(jac, -r0.unsqueeze(-1), driver="gelsd" if jac.device.type == "cpu" else None
                                ).solution.squeeze(-1)
     elif solver == "gauss_newton":
-        damping = torch.full((len(c),), 1e-3, dtype=c.dtype)
+        damping = c.new_full((len(c),), 1e-3)
         loss = _loss(residual, c)
-        eye = torch.eye(c.shape[1], dtype=c.dtype)
+        eye = torch.eye(c.shape[1], dtype=c.dtype, device=c.device)
         for _ in range(steps):
             if converged_gn is not None and bool(converged_gn.all()):
                 break  # every row has stalled at a near-Gauss-Newton step: the rest would change nothing
-            r, jac = jacobian(residual, c)
-            jtj = jac.transpose(1, 2) @ jac
-            jtr = (jac.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+            _, jtj, jtr = normal_equations(residual, c)
             scale = torch.diagonal(jtj, dim1=1, dim2=2).clamp_min(1e-12)
             step = torch.linalg.solve(jtj + damping[:, None, None] * torch.diag_embed(scale) + 1e-14 * eye,
                                       -jtr.unsqueeze(-1)).squeeze(-1)
