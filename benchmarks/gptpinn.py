@@ -24,8 +24,9 @@ from lightning_pde.callbacks.collocation_downsampling import CollocationDownsamp
 from lightning_pde.callbacks.greedy_basis_selection import GreedyBasisSelection
 from lightning_pde.gptpinn import ExactNeuron
 from lightning_pde.modules.gptpinn import GPTPINN
-from lightning_pde.problems import Burgers, Helmholtz, KleinGordon
+from lightning_pde.problems import AllenCahn, Burgers, Helmholtz, KleinGordon
 from lightning_pde.reference import cole_hopf_burgers
+from lightning_pde.reference.allen_cahn import allen_cahn_spectral
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,12 +43,15 @@ SETUPS = {
                                                                 "gamma": [0.0, 1.0, 10]},
                          first_params=[-1.5, 0.5, 0.5], solver="gauss_newton", neuron_hidden=[40, 40],
                          neuron_activation="cos", pde_grid=[40, 40], neuron_precision="float32"),
+    "allen_cahn": dict(problem=AllenCahn(), parameter_grid={"lam": [1e-4, 1e-3, 11], "eps": [1.0, 5.0, 11]},
+                       first_params=[1e-3, 1.0], solver="gauss_newton", neuron_hidden=[40, 40, 40], pde_grid=[64, 64]),
 }
 
 # The papers' online optimizers ("parity"): GPT-PINN's plain GD for Burgers and Klein-Gordon; for Helmholtz the
 # GPT-PINN baseline of the S2GPT repository uses Adam, lr 0.05, 1000 epochs (not GD).
-PARITY = {"helmholtz": ("adam", 1000, 0.05), "burgers": ("gd", 2000, 0.02), "klein_gordon": ("gd", 2000, 0.025)}
-PAPER_GD_LR = {"helmholtz": 0.05, "burgers": 0.02, "klein_gordon": 0.025}
+PARITY = {"helmholtz": ("adam", 1000, 0.05), "burgers": ("gd", 2000, 0.02), "klein_gordon": ("gd", 2000, 0.025),
+          "allen_cahn": ("gd", 2000, 0.0025)}
+PAPER_GD_LR = {"helmholtz": 0.05, "burgers": 0.02, "klein_gordon": 0.025, "allen_cahn": 0.0025}
 
 
 def test_params(name: str, m: int, generator: torch.Generator) -> torch.Tensor:
@@ -56,6 +60,8 @@ def test_params(name: str, m: int, generator: torch.Generator) -> torch.Tensor:
         return torch.stack([1 + u[:, 0], 1 + 3 * u[:, 1], torch.ones(m, dtype=torch.float64)], 1)
     if name == "burgers":
         return torch.exp(np.log(0.005) + (np.log(1.0) - np.log(0.005)) * u[:, :1])
+    if name == "allen_cahn":  # lam log-uniform in [1e-4, 1e-3], eps uniform in [1, 5]
+        return torch.stack([torch.exp(np.log(1e-4) + np.log(10.0) * u[:, 0]), 1 + 4 * u[:, 1]], 1)
     # Klein-Gordon: beta = 0, gamma = 1 (exact u = x cos t for any alpha), alpha off the grid
     return torch.stack([-2 + u[:, 0], torch.zeros(m, dtype=torch.float64), torch.ones(m, dtype=torch.float64)], 1)
 
@@ -67,6 +73,9 @@ def reference(name: str, params: torch.Tensor, points: torch.Tensor) -> torch.Te
     if name == "klein_gordon":
         return (x * torch.cos(y)).expand(len(params), -1)
     xs, ts = torch.unique(x).numpy(), torch.unique(y).numpy()  # the test grid is 'ij' ordered (x, t)
+    if name == "allen_cahn":  # spectral ETDRK4 reference (~1e-8), evaluated at the grid's points
+        return torch.stack([torch.as_tensor(allen_cahn_spectral(xs, ts, float(lam), float(eps))).reshape(-1)
+                            for lam, eps in params.tolist()])
     return torch.stack([torch.as_tensor(np.asarray(cole_hopf_burgers(xs, ts, float(p)))).reshape(-1)
                         for p in params[:, 0]])
 
