@@ -126,9 +126,14 @@ def test_eim_interpolates_its_snapshots_exactly():
     torch.testing.assert_close(basis @ coeff, snaps, rtol=1e-9, atol=1e-9)
 
 
-def test_greedy_selects_the_argmax_of_an_independent_loop():
+def test_greedy_selects_the_argmax_of_an_independent_loop(caplog):
     m = helmholtz(max_neurons=2)
-    fit(m)
+    with caplog.at_level("INFO"):
+        fit(m)
+    # one progress line per neuron (the greedy stage is long and the configs turn the progress bar off)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("GPTPINN neuron")]
+    assert len(lines) == 2 and lines[0].startswith("GPTPINN neuron 1/2 at (a1=1.5, a2=1.5, k=1) trained in")
+    assert f"largest reduced loss {float(m.max_losses[0]):.3e}" in lines[0]
     first, second = m.selected_params
     torch.testing.assert_close(first, torch.tensor([1.5, 1.5, 1.0], dtype=torch.float64))
     # loop over candidates one at a time with only the first neuron

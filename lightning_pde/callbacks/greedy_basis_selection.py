@@ -6,6 +6,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_pde.validation import nonnegative_float
 
@@ -62,6 +63,13 @@ class GreedyBasisSelection(pl.Callback):
         module.max_losses = torch.cat([module.max_losses, losses[best:best + 1].to(torch.float64)])
         module.next_params = candidates[best].clone()
         module.log("greedy/max_loss", largest)
+        # one line per neuron: a greedy stage runs for minutes to hours, often with the progress bar off
+        names = module.problem.parameter_names
+        at = lambda p: ", ".join(f"{k}={v:.4g}" for k, v in zip(names, p.tolist()))  # noqa: E731
+        trained = (f" trained in {module.neuron_seconds[-1]:.0f} s" if module.neuron_seconds else "") + (
+            f", loss {module.neuron_losses[-1]:.2e}" if module.neuron_losses else "")
+        rank_zero_info(f"GPTPINN neuron {module.n_neurons}/{module.max_neurons} at ({at(module.selected[-1])}){trained};"
+                       f" largest reduced loss {largest:.3e} at ({at(module.next_params)})")
         if downsampling is not None and module.n_neurons < module.max_neurons:
             downsampling.residual_selected(module, candidates[best:best + 1])
         if module.n_neurons >= module.max_neurons or largest < self.tolerance:
