@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_pde.derivatives import Autograd, ForwardLaplacian, ForwardLaplacianFields
+from lightning_pde.derivatives import Autograd, ForwardLaplacian, ForwardLaplacianFields, SinglePass
 from lightning_pde.modules import PINN
 from lightning_pde.nn import MLP, Embedding, FourierFeatures, PeriodicEmbedding
-from lightning_pde.problems import HJB, AllenCahn, Heat, Poisson2D
+from lightning_pde.problems import HJB, AllenCahn, Burgers, Heat, Helmholtz, KleinGordon, Poisson2D
 
 PROBLEMS = {"heat": lambda: Heat(dim=7), "hjb": lambda: HJB(dim=5), "poisson": Poisson2D}
 
@@ -193,9 +193,14 @@ def test_clear_errors():
     f = ForwardLaplacian().fields(pinn, x, problem.input_names, problem.output_names)
     with pytest.raises(ValueError, match=r"\(Sequential\) has no forward_laplacian.*Autograd"):
         f.laplacian("u")
-    pinn = module(problem, hard_constraints=True)
+    # A hard-constraint transform that is not affine in the network output cannot be composed.
+    class SquaredOutput(Poisson2D):
+        def hard_constraint(self, x, n):
+            return n**2
+
+    pinn = module(SquaredOutput(), hard_constraints=True)
     f = ForwardLaplacian().fields(pinn, x, problem.input_names, problem.output_names)
-    with pytest.raises(NotImplementedError, match="hard-constraint.*hard_constraints=False"):
+    with pytest.raises(NotImplementedError, match="SquaredOutput's hard-constraint transform is not affine.*Autograd"):
         f.laplacian("u")
 
     class Squares(Embedding):
@@ -216,3 +221,21 @@ def test_clear_errors():
     with pytest.raises(KeyError, match="inputs are"):
         ForwardLaplacian().fields(module(problem), x, problem.input_names, ("u",)).laplacian("u", ["z"])
     assert ForwardLaplacian().init_args == {}
+
+
+@pytest.mark.parametrize("problem", [Burgers(), Poisson2D(), KleinGordon(), Helmholtz(), Heat(dim=3)],
+                         ids=lambda p: p.name)
+@pytest.mark.parametrize("engine", [ForwardLaplacian(), SinglePass()], ids=lambda e: type(e).__name__)
+def test_hard_constraint_transforms_compose_with_the_forward_propagation(problem, engine):
+    """u = g(x) + d(x) n: value, every first and pure second derivative and the spatial Laplacian equal reverse mode
+    through the transform (float64)."""
+    torch.manual_seed(0)
+    pinn = PINN(problem, MLP([8, 8]), hard_constraints=True).double()
+    x = problem.domain.sample(7, torch.Generator().manual_seed(1)).double()
+    names, outputs = problem.input_names, problem.output_names
+    f, ref = engine.fields(pinn, x, names, outputs), Autograd().fields(pinn, x, names, outputs)
+    for key in ["u", *(f"u_{n}" for n in names), *(f"u_{n}{n}" for n in names)]:
+        torch.testing.assert_close(f[key], ref[key], rtol=1e-10, atol=1e-12, msg=key)
+    space = [n for n in names if n != "t"]
+    torch.testing.assert_close(f.laplacian("u", inputs=space), ref.laplacian("u", inputs=space), rtol=1e-10,
+                               atol=1e-12)

@@ -8,7 +8,7 @@ from lightning_pde.callbacks import CausalWeighting, GradientNormWeighting, Resi
 from lightning_pde.data import CollocationDataModule
 from lightning_pde.modules import PINN
 from lightning_pde.nn import MLP, FourierFeatures, PeriodicEmbedding
-from lightning_pde.problems import Burgers, Poisson2D
+from lightning_pde.problems import Burgers, Heat, Poisson2D
 
 
 def trainer(tmp_path, max_steps, callbacks=(), **kwargs):
@@ -27,7 +27,7 @@ def residual_of(module, name, n=50):
     return cond.residual(module.fields(x))
 
 
-@pytest.mark.parametrize("problem", [Burgers(), Poisson2D()])
+@pytest.mark.parametrize("problem", [Burgers(), Poisson2D(), Heat(dim=3)], ids=lambda p: p.name)
 def test_hard_constraints_satisfy_their_conditions_exactly(problem):
     module = PINN(problem, MLP([8]), hard_constraints=True).double()
     for name in problem.hard_conditions:

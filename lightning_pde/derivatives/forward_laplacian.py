@@ -203,8 +203,9 @@ class ForwardLaplacian(DerivativeEngine):
 
     The network must expose ``forward_laplacian(x, laplacian_inputs=...)``: :class:`~lightning_pde.modules.PINN`
     does for an :class:`~lightning_pde.nn.MLP` (tanh, sin or cos; with or without a periodic or Fourier-feature
-    embedding) without hard constraints. Derivatives the propagation does not carry (mixed or higher order) fall
-    back to reverse mode; see :class:`ForwardLaplacianFields`.
+    embedding), also through a hard-constraint transform u = g(x) + d(x) n (composed exactly, see
+    :meth:`PINN.forward_laplacian <lightning_pde.modules.PINN.forward_laplacian>`). Derivatives the propagation does
+    not carry (mixed or higher order) fall back to reverse mode; see :class:`ForwardLaplacianFields`.
     """
 
     fields_class: type[ForwardLaplacianFields] = ForwardLaplacianFields

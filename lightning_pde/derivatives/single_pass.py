@@ -87,8 +87,8 @@ class SinglePass(DerivativeEngine):
     backward pass per step, against a backward pass per derivative order in reverse mode, and the only engine
     whose loss ``torch.compile`` can compile whole (``PINN(compile=True)``). For the Laplacian in many dimensions
     (Heat(100)), :class:`~lightning_pde.derivatives.ForwardLaplacian` carries the summed trace instead of d
-    diagonal entries and is cheaper. Needs a network with ``forward_laplacian`` (PINN over an MLP, without hard
-    constraints).
+    diagonal entries and is cheaper. Needs a network with ``forward_laplacian`` (PINN over an MLP; a hard-constraint
+    transform affine in the network output is composed exactly).
     """
 
     fields_class: type[SinglePassFields] = SinglePassFields

@@ -179,23 +179,60 @@ class PINN(pl.LightningModule):
         normalisation is affine, so the propagation starts from its Jacobian diag(input_scale), the same at every
         point, and a zero Laplacian. With ``diagonal=True`` the last result is instead every d^2u/dx_i^2 for i in
         `laplacian_inputs`, (N, len(laplacian_inputs), n_outputs) (the :class:`~lightning_pde.derivatives.SinglePass`
-        engine).
+        engine). A hard-constraint output transform u = g(x) + d(x) n(x) (affine in the network output n, as every
+        built-in one is) is composed exactly: Delta u = Delta g + n Delta d + 2 grad d . grad n + d Delta n, with
+        g, d and their derivatives from forward-mode autodiff of the transform (no network parameters in them).
 
         Raises:
-            NotImplementedError: with hard constraints (the output transform is an arbitrary function of x and u).
+            NotImplementedError: with a hard-constraint transform that is not affine in n.
             ValueError: when the network has no ``forward_laplacian(x, jacobian, laplacian, laplacian_inputs)``.
         """
-        if self.hard_constraints:
-            raise NotImplementedError(f"PINN: the forward Laplacian cannot propagate through {self.problem.name}'s "
-                                      "hard-constraint output transform; use hard_constraints=False or the Autograd "
-                                      "or Forward engine")
         if not callable(getattr(self.net, "forward_laplacian", None)):
             raise ValueError(f"PINN: the network ({type(self.net).__name__}) has no forward_laplacian(x, jacobian, "
                              "laplacian, laplacian_inputs) method; use the Autograd engine")
         scale = self.input_scale.to(x.dtype)
         second = x.new_zeros(1, len(laplacian_inputs), x.shape[1]) if diagonal else x.new_zeros(1, x.shape[1])
-        return self.net.forward_laplacian((x - self.input_center) * self.input_scale, torch.diag(scale)[None],
-                                          second, laplacian_inputs)
+        n, jac_n, lap_n = self.net.forward_laplacian((x - self.input_center) * self.input_scale, torch.diag(scale)[None],
+                                                     second, laplacian_inputs)
+        if not self.hard_constraints:
+            return n, jac_n, lap_n
+        (g, jac_g, lap_g), (d, jac_d, lap_d) = self._transform_terms(x, n.shape[1], laplacian_inputs, diagonal)
+        u = g + d * n
+        jacobian = jac_g + jac_d * n[:, None] + d[:, None] * jac_n
+        cross = jac_d[:, laplacian_inputs] * jac_n[:, laplacian_inputs]  # (N, |S|, m)
+        if diagonal:
+            return u, jacobian, lap_g + lap_d * n[:, None] + 2 * cross + d[:, None] * lap_n
+        return u, jacobian, lap_g + lap_d * n + 2 * cross.sum(1) + d * lap_n
+
+    @torch.compiler.disable  # eager inside a compiled loss: torch.func transforms of the transform crash inductor
+    def _transform_terms(self, x: Tensor, m: int, inputs: list[int], diagonal: bool) -> tuple[tuple, tuple]:
+        """g and d of the hard-constraint transform u = g + d n, each as (value (N, m), Jacobian (N, n_inputs, m),
+        Laplacian over `inputs` (N, m) or its diagonal (N, |S|, m)), by forward-mode autodiff of the transform."""
+        zeros = x.new_zeros(x.shape[0], m)
+        transform = self.problem.hard_constraint
+        if not getattr(self, "_transform_is_affine", False):  # checked once, on the first points
+            with torch.no_grad():
+                g0, g1, g2 = transform(x, zeros), transform(x, zeros + 1), transform(x, zeros + 2)
+            if not torch.allclose(g2 - g1, g1 - g0, rtol=1e-5, atol=1e-6 * float(g1.abs().max().clamp_min(1.0))):
+                raise NotImplementedError(f"PINN: {self.problem.name}'s hard-constraint transform is not affine in "
+                                          "the network output (u = g(x) + d(x) n), so the forward Laplacian cannot "
+                                          "compose it; use the Autograd engine")
+            self._transform_is_affine = True
+        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        terms = []
+        for fn in (lambda y: transform(y, zeros), lambda y: transform(y, zeros + 1) - transform(y, zeros)):
+            def along(direction: Tensor, fn=fn) -> Tensor:
+                return torch.func.jvp(fn, (x,), (direction.expand_as(x),))[1]
+
+            def second(direction: Tensor, fn=fn) -> Tensor:
+                return torch.func.jvp(lambda y: torch.func.jvp(fn, (y,), (direction.expand_as(y),))[1], (x,),
+                                      (direction.expand_as(x),))[1]
+
+            with torch.no_grad():
+                jac = torch.func.vmap(along)(eye).permute(1, 0, 2)  # (N, n_inputs, m)
+                diag = torch.func.vmap(second)(eye[inputs]).permute(1, 0, 2)  # (N, |S|, m)
+                terms.append((fn(x), jac, diag if diagonal else diag.sum(1)))
+        return terms[0], terms[1]
 
     def fields(self, x: Tensor) -> Fields:
         """The network's outputs and derivatives at `x` (N, n_inputs), by name (``f["u_xx"]``)."""

@@ -16,6 +16,8 @@ class Heat(Problem):
     Inputs are ``x_1, ..., x_dim, t`` (reach them with ``f.d("u", "x_1")``). Conditions: ``pde`` (uniform in the
     ball × [0, 1]), ``initial`` (t = 0, u = |x|^2 / (2 dim)) and ``boundary`` (|x| = 1, u = 1 / (2 dim) + t).
     The solution is scored at `n_evaluation` scattered points, uniform in the cylinder, drawn from a fixed seed.
+    Hard constraint (``PINN(hard_constraints=True)``): u = |x|^2 / (2 dim) + t n(x, t) satisfies the initial condition
+    exactly (the boundary condition stays a loss term).
 
     Args:
         dim: space dimension, an integer >= 1.
@@ -35,6 +37,11 @@ class Heat(Problem):
         self.space_names = tuple(f"x_{i}" for i in range(1, self.dim + 1))
         self.input_names = (*self.space_names, "t")
         self.domain = BallTime(self.dim, radius=1.0, t_lower=0.0, t_upper=1.0)
+
+    hard_conditions = ("initial",)
+
+    def hard_constraint(self, x: Tensor, n: Tensor) -> Tensor:
+        return x[:, : self.dim].square().sum(dim=1, keepdim=True) / (2 * self.dim) + x[:, self.dim:] * n
 
     def exact(self, x: Tensor) -> Tensor:
         return x[:, : self.dim].square().sum(dim=1, keepdim=True) / (2 * self.dim) + x[:, self.dim:]
