@@ -377,10 +377,11 @@ class GPTPINN(pl.LightningModule):
 
     def _field_jacobian(self, plan: list, assemble, residual, penalty: float, cache_key: tuple):
         """(r, J) by the chain rule through the stored fields. Each residual is pointwise in the fields u, u_x, ...
-        at its own point (and its periodic partner), so J[m, r, i] = sum_k dr/df_k[m, r] Psi_k[r, i]: one
-        forward-mode pass per field (about 7) instead of one per neuron, and no (n x M x R) tangent fields. A residual
-        that is not pointwise is detected on the first call (one random directional derivative) and falls back to
-        the generic Jacobian."""
+        at its own point (and its periodic partner), so J[m, r, i] = sum_k dr/df_k[m, r] Psi_k[r, i], with the
+        dr/df_k from one backward pass per residual component (instead of a forward-mode pass per neuron), and no
+        (n x M x R) tangent fields. A residual that is not pointwise is detected on the first call (one random
+        directional derivative) and falls back to the generic Jacobian. ``normal_equations(c)`` (Gauss-Newton) folds
+        J into J^T J chunk by chunk instead of returning it."""
         from lightning_pde.gptpinn.solvers import jacobian as generic_jacobian
 
         names = self.problem.input_names
@@ -392,9 +393,10 @@ class GPTPINN(pl.LightningModule):
         def columns(set_name: str, set_rows: Tensor | None) -> dict[str, Tensor]:
             return self.columns(set_name, set_rows)
 
-        def parts(c: Tensor) -> tuple[Tensor, Tensor, list[Tensor]] | None:
-            """(r without the penalty row, derivs (groups, M, R), blocks [(R, n)] per group), or None where the
-            residual turns out not to be pointwise."""
+        def parts(c: Tensor) -> tuple[Tensor, list[tuple[int, int, list]]] | None:
+            """(r without the penalty row, terms), or None where the residual turns out not to be pointwise. terms
+            has per part of r (first row, rows, [(dr/df (M, rows), the field's bank columns (rows, n))] for the fields
+            the part's residual depends on): J of the part is the sum of dr/df * columns over that list."""
             m, n = c.shape
             cols = []  # per plan item: (main columns, shifted columns or None)
             for _, set_name, set_rows in plan:
@@ -424,51 +426,51 @@ class GPTPINN(pl.LightningModule):
                 return torch.cat(assemble(fields_from(values), m, sizes), dim=1)
 
             used = [g for g in groups if not g[1] or any(e[2] for e in entries)]
-            r, derivs = None, None
-            if state.get("reverse", True):
-                # one residual row per point in every part: d r_p / d f_k[p] is the gradient of sum(r) with
-                # respect to f_k, so one backward pass gives every group's derivative (about 3x cheaper than a
-                # forward-mode pass per group); several components per point (periodic u and u_x) take the jvp path
-                leaves = tuple(p.detach().requires_grad_(True) for p in primals)
-                with torch.enable_grad():
-                    r = r_of(*leaves)
-                    points = [len(self.point_sets[set_name]) if set_rows is None else len(set_rows)
-                              for _, set_name, set_rows in plan]
-                    state["reverse"] = sizes == points
-                    if state["reverse"]:
-                        grads = torch.autograd.grad(r, leaves, torch.ones_like(r), allow_unused=True)
-                r = r.detach()
-                if state["reverse"]:
-                    derivs = torch.stack([torch.cat([
-                        grads[index[(j, g_key, g_shifted)]] if (j, g_key, g_shifted) in index
-                        and grads[index[(j, g_key, g_shifted)]] is not None else r.new_zeros(m, points[j])
-                        for j in range(len(plan))], dim=1) for g_key, g_shifted in used])
-            if derivs is None:
-                # one-hot over the field groups, as stride-0 views (no (groups, M, R) tensors filled per call)
-                tangents = tuple(p.new_tensor([float(e[1] == g[0] and e[2] == g[1]) for g in used])
-                                 .view(-1, *(1,) * p.dim()).expand(len(used), *p.shape)
-                                 for p, e in zip(primals, entries))
-                r, derivs = torch.func.vmap(lambda *t: torch.func.jvp(r_of, primals, t), out_dims=(None, 0))(*tangents)
-            blocks = []  # (groups, rows, n): the column of each group's field at each residual row
-            for g_key, g_shifted in used:
-                per_part = []
-                for j, (_, set_name, set_rows) in enumerate(plan):
-                    source = cols[j][1 if g_shifted else 0]
-                    points_j = len(self.point_sets[set_name]) if set_rows is None else len(set_rows)
-                    if sizes[j] % points_j:
-                        state["pointwise"] = verdicts[cache_key] = False
-                        return None
+            # Each residual row belongs to one point of its part (component c of point p is row c N_j + p, the layout
+            # of the blocks below; checked once against forward mode), so d r / d f_k at a point is the gradient of
+            # the sum of one component's rows with respect to f_k: one backward pass per component (one for most
+            # problems, two for a periodic pair u, u_x) gives every group's derivative, about 3x cheaper than a
+            # forward-mode pass per group.
+            leaves = tuple(p.detach().requires_grad_(True) for p in primals)
+            points = [len(self.point_sets[set_name]) if set_rows is None else len(set_rows)
+                      for _, set_name, set_rows in plan]
+            with torch.enable_grad():
+                r = r_of(*leaves)
+                if any(size % count for size, count in zip(sizes, points)):
+                    state["pointwise"] = verdicts[cache_key] = False
+                    return None
+                components = [size // count for size, count in zip(sizes, points)]
+                offsets = [sum(sizes[:j]) for j in range(len(sizes))]
+                passes = []
+                for comp in range(max(components)):
+                    select = torch.zeros_like(r)
+                    for j, k in enumerate(components):
+                        if comp < k:
+                            select[:, offsets[j] + comp * points[j]: offsets[j] + (comp + 1) * points[j]] = 1
+                    passes.append(torch.autograd.grad(r, leaves, select, allow_unused=True,
+                                                      retain_graph=comp + 1 < max(components)))
+            r = r.detach()
+            terms = []
+            for j in range(len(plan)):
+                pairs = []  # only the fields this part uses (Allen-Cahn's PDE rows: 3 of 10 field groups)
+                for g_key, g_shifted in used:
+                    entry = index.get((j, g_key, g_shifted))
+                    grads = [None if entry is None else passes[comp][entry] for comp in range(components[j])]
+                    if all(grad is None for grad in grads):
+                        continue
+                    deriv = torch.cat([r.new_zeros(m, points[j]) if grad is None else grad for grad in grads], dim=1)
                     # several components per point (periodic: u and u_x) are stacked ahead of the points: row r
-                    # belongs to point r mod N (a different layout fails the check below and falls back)
-                    block = source[g_key] if source is not None else c.new_zeros(points_j, n)
-                    per_part.append(block.repeat(sizes[j] // points_j, 1))
-                blocks.append(torch.cat(per_part))
-            return r, derivs, blocks
+                    # belongs to point r mod N (a different layout fails the check in jacobian() and falls back)
+                    pairs.append((deriv, cols[j][1 if g_shifted else 0][g_key].repeat(components[j], 1)))
+                terms.append((offsets[j], sizes[j], pairs))
+            return r, terms
 
-        def rows_of_jacobian(derivs: Tensor, blocks: list[Tensor], start: int, stop: int) -> Tensor:
-            jac = derivs[0][:, start:stop, None] * blocks[0][start:stop]
-            for g in range(1, len(blocks)):  # a few fused multiply-adds (a batched matmul over rows is slower)
-                jac.addcmul_(derivs[g][:, start:stop, None], blocks[g][start:stop])
+        def rows_of_jacobian(pairs: list, start: int, stop: int, c: Tensor) -> Tensor:
+            if not pairs:  # a residual that does not depend on the fields
+                return c.new_zeros(c.shape[0], stop - start, c.shape[1])
+            jac = pairs[0][0][:, start:stop, None] * pairs[0][1][start:stop]
+            for deriv, block in pairs[1:]:  # a few fused multiply-adds (a batched matmul over rows is slower)
+                jac.addcmul_(deriv[:, start:stop, None], block[start:stop])
             return jac
 
         def penalty_row(c: Tensor) -> Tensor:
@@ -478,9 +480,9 @@ class GPTPINN(pl.LightningModule):
             got = parts(c) if state["pointwise"] else None
             if got is None:
                 return generic_jacobian(residual, c, generic=True)
-            r, derivs, blocks = got
+            r, terms = got
             m, n = c.shape
-            jac = rows_of_jacobian(derivs, blocks, 0, r.shape[1])
+            jac = torch.cat([rows_of_jacobian(pairs, 0, rows, c) for _, rows, pairs in terms], dim=1)
             if penalty:
                 r = torch.cat([r, penalty_row(c)], dim=1)
                 jac = torch.cat([jac, penalty * c.new_ones(m, 1, n)], dim=1)
@@ -504,20 +506,23 @@ class GPTPINN(pl.LightningModule):
                 r, jac = jacobian(c)
                 jt = jac.transpose(1, 2)
                 return r, jt @ jac, (jt @ r.unsqueeze(-1)).squeeze(-1)
-            r, derivs, blocks = got
+            r, terms = got
             m, n = c.shape
-            jtj, jtr = c.new_zeros(m, n, n), c.new_zeros(m, n, 1)
+            jtj, jtr = c.new_zeros(m, n, n), c.new_zeros(m, n)
             chunk = max(16, NORMAL_CHUNK_ENTRIES // (m * n))
-            for start in range(0, r.shape[1], chunk):
-                jac = rows_of_jacobian(derivs, blocks, start, start + chunk).transpose(1, 2)
-                jtj.baddbmm_(jac, jac.transpose(1, 2))
-                jtr.baddbmm_(jac, r[:, start:start + chunk, None])
+            for first, rows, pairs in terms:
+                part_r = r[:, first:first + rows]
+                for deriv, block in pairs:  # J^T r = sum_k (dr/df_k * r) @ Psi_k: one matrix product per field
+                    jtr.addmm_(deriv * part_r, block)
+                for start in range(0, rows, chunk):
+                    jac = rows_of_jacobian(pairs, start, min(start + chunk, rows), c).transpose(1, 2)
+                    jtj.baddbmm_(jac, jac.transpose(1, 2))
             if penalty:  # the sum-to-one row penalty * (1, ..., 1)
                 row = penalty_row(c)
                 r = torch.cat([r, row], dim=1)
                 jtj += penalty ** 2
-                jtr += penalty * row.unsqueeze(-1)
-            return r, jtj, jtr.squeeze(-1)
+                jtr += penalty * row
+            return r, jtj, jtr
 
         jacobian.normal_equations = normal_equations
         return jacobian
