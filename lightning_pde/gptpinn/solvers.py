@@ -39,7 +39,11 @@ def normal_equations(residual: Residual, c: Tensor) -> tuple[Tensor, Tensor, Ten
     (GPTPINN's, which never forms the full J), otherwise from :func:`jacobian`."""
     if callable(getattr(residual, "normal_equations", None)):
         return residual.normal_equations(c)
-    r, jac = jacobian(residual, c)
+    return normal_from_jacobian(*jacobian(residual, c))
+
+
+def normal_from_jacobian(r: Tensor, jac: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(r, J^T J, J^T r) from r (M, R) and J (M, R, n)."""
     jt = jac.transpose(1, 2)
     return r, jt @ jac, (jt @ r.unsqueeze(-1)).squeeze(-1)
 

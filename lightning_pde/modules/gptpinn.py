@@ -383,9 +383,9 @@ class GPTPINN(pl.LightningModule):
         directional derivative) and falls back to the generic Jacobian. ``normal_equations(c)`` (Gauss-Newton) folds
         J into J^T J chunk by chunk instead of returning it."""
         from lightning_pde.gptpinn.solvers import jacobian as generic_jacobian
+        from lightning_pde.gptpinn.solvers import normal_from_jacobian
 
         names = self.problem.input_names
-        groups = [(key, shifted) for shifted in (False, True) for key in self.keys]
         # the verdict depends on the problem and the loss variant only: checked once per module and variant
         verdicts = self.__dict__.setdefault("_pointwise_verdicts", {})
         state = {"checked": cache_key in verdicts, "pointwise": verdicts.get(cache_key, True)}
@@ -397,7 +397,7 @@ class GPTPINN(pl.LightningModule):
             """(r without the penalty row, terms), or None where the residual turns out not to be pointwise. terms
             has per part of r (first row, rows, [(dr/df (M, rows), the field's bank columns (rows, n))] for the fields
             the part's residual depends on): J of the part is the sum of dr/df * columns over that list."""
-            m, n = c.shape
+            m = c.shape[0]
             cols = []  # per plan item: (main columns, shifted columns or None)
             for _, set_name, set_rows in plan:
                 shifted = f"{set_name}__shifted"
@@ -425,9 +425,8 @@ class GPTPINN(pl.LightningModule):
                 sizes.clear()
                 return torch.cat(assemble(fields_from(values), m, sizes), dim=1)
 
-            used = [g for g in groups if not g[1] or any(e[2] for e in entries)]
             # Each residual row belongs to one point of its part (component c of point p is row c N_j + p, the layout
-            # of the blocks below; checked once against forward mode), so d r / d f_k at a point is the gradient of
+            # of the pairs below; checked once against forward mode), so d r / d f_k at a point is the gradient of
             # the sum of one component's rows with respect to f_k: one backward pass per component (one for most
             # problems, two for a periodic pair u, u_x) gives every group's derivative, about 3x cheaper than a
             # forward-mode pass per group.
@@ -453,9 +452,8 @@ class GPTPINN(pl.LightningModule):
             terms = []
             for j in range(len(plan)):
                 pairs = []  # only the fields this part uses (Allen-Cahn's PDE rows: 3 of 10 field groups)
-                for g_key, g_shifted in used:
-                    entry = index.get((j, g_key, g_shifted))
-                    grads = [None if entry is None else passes[comp][entry] for comp in range(components[j])]
+                for entry, (part, g_key, g_shifted) in enumerate(entries):
+                    grads = [passes[comp][entry] for comp in range(components[j])] if part == j else [None]
                     if all(grad is None for grad in grads):
                         continue
                     deriv = torch.cat([r.new_zeros(m, points[j]) if grad is None else grad for grad in grads], dim=1)
@@ -503,9 +501,7 @@ class GPTPINN(pl.LightningModule):
             multiply-adds (100 Burgers parameters on a 64 x 64 grid: 0.57 s instead of 1.0 s with the full J)."""
             got = parts(c) if state["pointwise"] and state["checked"] else None
             if got is None:
-                r, jac = jacobian(c)
-                jt = jac.transpose(1, 2)
-                return r, jt @ jac, (jt @ r.unsqueeze(-1)).squeeze(-1)
+                return normal_from_jacobian(*jacobian(c))
             r, terms = got
             m, n = c.shape
             jtj, jtr = c.new_zeros(m, n, n), c.new_zeros(m, n)
