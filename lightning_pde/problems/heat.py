@@ -27,6 +27,8 @@ class Heat(Problem):
         n_evaluation: number of scattered evaluation points.
     """
 
+    hard_conditions = ("initial",)
+
     def __init__(self, dim: int = 100, n_pde: int = 1000, n_initial: int = 200, n_boundary: int = 200,
                  n_evaluation: int = 10000) -> None:
         self.dim = positive_int("Heat", "dim", dim)
@@ -38,13 +40,15 @@ class Heat(Problem):
         self.input_names = (*self.space_names, "t")
         self.domain = BallTime(self.dim, radius=1.0, t_lower=0.0, t_upper=1.0)
 
-    hard_conditions = ("initial",)
+    def initial_value(self, x: Tensor) -> Tensor:
+        """u(x, 0) = |x|^2 / (2 dim), (N, 1), at points x (N, dim + 1) (the time column is ignored)."""
+        return x[:, : self.dim].square().sum(dim=1, keepdim=True) / (2 * self.dim)
 
     def hard_constraint(self, x: Tensor, n: Tensor) -> Tensor:
-        return x[:, : self.dim].square().sum(dim=1, keepdim=True) / (2 * self.dim) + x[:, self.dim:] * n
+        return self.initial_value(x) + x[:, self.dim:] * n
 
     def exact(self, x: Tensor) -> Tensor:
-        return x[:, : self.dim].square().sum(dim=1, keepdim=True) / (2 * self.dim) + x[:, self.dim:]
+        return self.initial_value(x) + x[:, self.dim:]
 
     def conditions(self) -> dict[str, Condition]:
         dim, space = self.dim, self.space_names
@@ -53,7 +57,7 @@ class Heat(Problem):
             return f.d("u", "t") - f.laplacian("u", inputs=space)
 
         def initial(f):
-            return f["u"] - f.x[:, :dim].square().sum(dim=1) / (2 * dim)
+            return f["u"] - self.initial_value(f.x)[:, 0]
 
         def boundary(f):
             return f["u"] - (1 / (2 * dim) + f["t"])
