@@ -118,3 +118,38 @@ def test_compiled_loss_trains_like_the_eager_one(tmp_path, hard):
         assert (pinn._compiled_losses is not None) == compiled
         finals.append(torch.cat([p.detach().flatten() for p in pinn.parameters()]))
     torch.testing.assert_close(finals[1], finals[0], rtol=1e-4, atol=1e-5)
+
+
+def test_pinn_carries_only_the_second_derivatives_its_residuals_use():
+    """Burgers asks for u_xx, not u_tt: the PINN narrows SinglePass to x (one direction less through every layer)
+    and leaves the caller's engine object as it was; Heat's Laplacian is over x_1..x_d, not t."""
+    engine = SinglePass()
+    burgers = PINN(Burgers(), MLP([8]), derivatives=engine)
+    assert burgers.derivatives.second == ["x"] and engine.second is None
+    assert PINN(Heat(dim=3), MLP([8]), derivatives=SinglePass()).derivatives.second == ["x_1", "x_2", "x_3"]
+    assert PINN(KleinGordon(), MLP([8]), derivatives=SinglePass()).derivatives.second == ["x", "t"]
+    assert PINN(Burgers(), MLP([8]), derivatives=SinglePass(["x", "t"])).derivatives.second == ["x", "t"]
+    fields = burgers.fields(burgers.problem.domain.sample(7, torch.Generator().manual_seed(0)))
+    assert fields._diagonal.shape == (7, 1, 1)
+
+
+@pytest.mark.parametrize("second", [[], ["x"], ["t"], ["t", "x"]])
+@pytest.mark.parametrize("hard", [False, True], ids=["soft", "hard_constraints"])
+def test_a_narrowed_engine_still_gives_every_derivative(second, hard):
+    """Derivatives left out of the propagation come from reverse mode: still exact."""
+    pinn = module(Burgers(), hard_constraints=hard)
+    x = pinn.problem.domain.sample(9, torch.Generator().manual_seed(2)).double()
+    names, outputs = pinn.problem.input_names, pinn.problem.output_names
+    reverse, single = Autograd().fields(pinn, x, names, outputs), SinglePass(second).fields(pinn, x, names, outputs)
+    assert single._diagonal.shape == (9, len(second), 1)
+    for key in ("u", "u_x", "u_t", "u_xx", "u_tt"):
+        torch.testing.assert_close(single[key], reverse[key], rtol=1e-10, atol=1e-12, msg=key)
+    torch.testing.assert_close(single.laplacian("u"), reverse.laplacian("u"), rtol=1e-10, atol=1e-12)
+    assert single.used_reverse == (set(second) != {"x", "t"})
+
+
+def test_unknown_second_derivative_inputs_are_clear_errors():
+    with pytest.raises(ValueError, match=r"SinglePass: second must be a list of input names, got 'x'"):
+        SinglePass("x")
+    with pytest.raises(ValueError, match=r"names unknown input\(s\) \['y'\]; the inputs are \['x', 't'\]"):
+        PINN(Burgers(), MLP([8]), derivatives=SinglePass(["y"]))

@@ -426,3 +426,21 @@ def test_model_checkpoint_saves_every_greedy_step_and_resumes(tmp_path):
     resumed = resume_helmholtz(tmp_path / "epoch=1.ckpt", max_neurons=3)
     torch.testing.assert_close(resumed.selected_params, straight.selected_params)
     torch.testing.assert_close(resumed.bank_test, straight.bank_test)
+
+
+def test_neurons_train_on_their_own_finer_grid_and_the_bank_stays_on_pde_grid(monkeypatch):
+    """neuron_pde_grid: the neuron's PDE residual is fitted on the finer grid (Burgers' thin shocks), its bank
+    column is stored on pde_grid (the online cost does not grow); a grid of the wrong length is a clear error."""
+    from lightning_pde.modules import PINN
+
+    sizes = []
+    losses = PINN.condition_losses
+    monkeypatch.setattr(PINN, "condition_losses", lambda self, points: sizes.append(len(points["pde"]))
+                        or losses(self, points))
+    m = GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, max_neurons=1, neuron_pde_grid=[24, 12],
+                **{**TINY, "neuron_max_steps": 3})
+    m.add_neuron(m.train_neuron(torch.tensor([0.1], dtype=torch.float64)), torch.tensor([0.1]))
+    assert set(sizes) == {24 * 12}
+    assert m.bank_pde.shape[1:] == (10 * 10, 1)
+    with pytest.raises(ValueError, match=r"neuron_pde_grid must have one entry per input \('x', 't'\), got \[24\]"):
+        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, neuron_pde_grid=[24], **TINY)

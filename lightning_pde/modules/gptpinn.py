@@ -69,6 +69,9 @@ class GPTPINN(pl.LightningModule):
         neuron_activation: activation of the neurons' MLPs (e.g. ``tanh``, ``cos``... as `MLP` accepts).
         hard_constraints: train neurons with the problem's hard-constraint output transform (if it has one).
         pde_grid: points per input of the residual grid (training and bank), e.g. ``[60, 60]``.
+        neuron_pde_grid: a finer residual grid for *training* the neurons only (default `pde_grid`); the bank and
+            the online solve stay on `pde_grid`. For neurons with thin layers (Burgers at nu = 0.005: a shock of
+            width ~0.01) that a grid fine enough for the online solve does not resolve.
         n_condition_points: points of each initial/boundary/periodic condition (>= 1).
         test_grid: points per input of the grid where the bank also stores values (for fast prediction).
         first_params: mu_1; default the centre of the grid's box.
@@ -99,6 +102,7 @@ class GPTPINN(pl.LightningModule):
         neuron_activation: str = "tanh",
         hard_constraints: bool = True,
         pde_grid: list[int] | None = None,
+        neuron_pde_grid: list[int] | None = None,
         n_condition_points: int = 200,
         test_grid: list[int] | None = None,
         first_params: list[float] | None = None,
@@ -152,7 +156,10 @@ class GPTPINN(pl.LightningModule):
         d = problem.n_inputs
         self.pde_grid = integer_list(owner, "pde_grid", pde_grid if pde_grid is not None else [50] * d, minimum=2)
         self.test_grid = integer_list(owner, "test_grid", test_grid if test_grid is not None else [50] * d, minimum=2)
-        for key, value in (("pde_grid", self.pde_grid), ("test_grid", self.test_grid)):
+        self.neuron_pde_grid = (None if neuron_pde_grid is None
+                                else integer_list(owner, "neuron_pde_grid", neuron_pde_grid, minimum=2))
+        for key, value in (("pde_grid", self.pde_grid), ("test_grid", self.test_grid),
+                           ("neuron_pde_grid", self.neuron_pde_grid or self.pde_grid)):
             if len(value) != d:
                 raise ValueError(f"{owner}: {key} must have one entry per input {problem.input_names}, got {value}")
         self.n_condition_points = positive_int(owner, "n_condition_points", n_condition_points)
@@ -279,6 +286,8 @@ class GPTPINN(pl.LightningModule):
         dtype = torch.float32 if self.neuron_precision == "float32" else torch.float64
         pinn = pinn.to(device=self.bank_pde.device, dtype=dtype)  # trained where the module lives (GPU or CPU)
         points = {name: self.point_sets[name].to(dtype) for name in pinn.conditions}
+        if self.neuron_pde_grid is not None:
+            points["pde"] = self.problem.domain.grid(self.neuron_pde_grid).to(device=self.bank_pde.device, dtype=dtype)
         weights = pinn.loss_weights
 
         def total() -> Tensor:

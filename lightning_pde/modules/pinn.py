@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import warnings
 from collections.abc import Callable
@@ -140,9 +141,11 @@ class PINN(pl.LightningModule):
     def _check_conditions(self) -> None:
         """Evaluate every residual at two sample points, so that a residual asking for an unknown input or output
         name, or an engine that cannot serve the problem, fails here at construction rather than at step one.
-        With compile=True, a residual that SinglePass must take from reverse mode fails here too."""
+        With compile=True, a residual that SinglePass must take from reverse mode fails here too. A SinglePass engine
+        without an explicit `second` is narrowed to the pure second derivatives the residuals ask for."""
         generator = torch.Generator().manual_seed(0)
         dtype = next(self.net.parameters(), torch.empty(0)).dtype  # a user may pass a network already in float64
+        asked: set[int] = set()
         for name, cond in self.conditions.items():
             points = cond.sample(2, generator, "uniform").to(dtype)
             try:
@@ -156,6 +159,12 @@ class PINN(pl.LightningModule):
                 raise ValueError(f"PINN: compile=True, but condition {name!r} of {self.problem.name} asks for a mixed "
                                  "or third-order derivative, which SinglePass takes from reverse mode; use "
                                  "compile=False")
+            asked.update(getattr(fields, "asked", ()))
+        if isinstance(self.derivatives, SinglePass) and self.derivatives.second is None:
+            # carry only the pure second derivatives the residuals use (Burgers: u_xx, not u_tt): a copy, so that an
+            # engine object the caller shares is left as it was
+            self.derivatives = copy.copy(self.derivatives)
+            self.derivatives.second = [self.problem.input_names[i] for i in sorted(asked)]
 
     def losses(self, points: dict[str, Tensor]) -> dict[str, Tensor]:
         """:meth:`condition_losses`, through ``torch.compile`` when the module was built with compile=True."""
