@@ -54,14 +54,20 @@ PARITY = {"helmholtz": ("adam", 1000, 0.05), "burgers": ("gd", 2000, 0.02), "kle
 PAPER_GD_LR = {"helmholtz": 0.05, "burgers": 0.02, "klein_gordon": 0.025, "allen_cahn": 0.0025}
 
 
-def test_params(name: str, m: int, generator: torch.Generator) -> torch.Tensor:
+def test_params(name: str, m: int, generator: torch.Generator, test_set: str = "log") -> torch.Tensor:
+    """`m` off-grid test parameters. ``log``: Burgers' nu and Allen-Cahn's lam log-uniform (as many small-nu
+    shocks as large-nu cases: harder than the papers' sets); ``uniform``: uniform in the box, as the papers draw
+    theirs (GPT-PINN: 25 random nu of linspace(0.005, 1, 129))."""
     u = torch.rand(m, 3, generator=generator, dtype=torch.float64)
     if name == "helmholtz":
         return torch.stack([1 + u[:, 0], 1 + 3 * u[:, 1], torch.ones(m, dtype=torch.float64)], 1)
     if name == "burgers":
+        if test_set == "uniform":
+            return 0.005 + 0.995 * u[:, :1]
         return torch.exp(np.log(0.005) + (np.log(1.0) - np.log(0.005)) * u[:, :1])
-    if name == "allen_cahn":  # lam log-uniform in [1e-4, 1e-3], eps uniform in [1, 5]
-        return torch.stack([torch.exp(np.log(1e-4) + np.log(10.0) * u[:, 0]), 1 + 4 * u[:, 1]], 1)
+    if name == "allen_cahn":  # lam log-uniform (or uniform) in [1e-4, 1e-3], eps uniform in [1, 5]
+        lam = 1e-4 + 9e-4 * u[:, 0] if test_set == "uniform" else torch.exp(np.log(1e-4) + np.log(10.0) * u[:, 0])
+        return torch.stack([lam, 1 + 4 * u[:, 1]], 1)
     # Klein-Gordon: beta = 0, gamma = 1 (exact u = x cos t for any alpha), alpha off the grid
     return torch.stack([-2 + u[:, 0], torch.zeros(m, dtype=torch.float64), torch.ones(m, dtype=torch.float64)], 1)
 
@@ -121,7 +127,7 @@ def s2gpt_replay(module: GPTPINN) -> list[float]:
 
 
 def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: bool = False,
-        save_dir: str | None = None, load: bool = False) -> dict:
+        save_dir: str | None = None, load: bool = False, test_set: str = "log") -> dict:
     setup = dict(SETUPS[name])
     ckpt = Path(save_dir or ".") / f"{name}{'_exact' if exact else ''}.ckpt"
     if load:  # online measurements on a bank saved by an earlier run (its offline time is in that run's JSON)
@@ -155,9 +161,10 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
         if save_dir:
             trainer.save_checkpoint(ckpt)
     s2_losses = s2gpt_replay(module)
-    params = test_params(name, n_test, torch.Generator().manual_seed(7))
+    params = test_params(name, n_test, torch.Generator().manual_seed(7), test_set)
     ref = reference(name, params, module.points_test)
-    tag = name + ("_exact" if exact else "")
+    tag = name + ("_exact" if exact else "") + ("_uniform" if test_set == "uniform" and name in ("burgers",
+                                                                                                 "allen_cahn") else "")
     out = {"pde": name, "tag": tag, "exact_neurons": exact, "neurons": module.n_neurons, "neuron_steps": steps,
            "neuron_lbfgs": lbfgs, "setup": {k: v for k, v in setup.items() if k != "problem"},
            "offline_s": offline, "neuron_s_mean": float(np.mean(module.neuron_seconds or [0.0])),
@@ -165,7 +172,7 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
            "checkpoint": str(ckpt) if load else None,
            "selected": module.selected_params.tolist(), "max_losses": module.max_losses.tolist(),
            "max_losses_s2gpt": s2_losses, "magic_points": torch.cat([module.magic_u, module.magic_r]).tolist(),
-           "n_test": n_test, "test_params": params.tolist(), "rows": [], "errors": {}}
+           "n_test": n_test, "test_set": test_set, "test_params": params.tolist(), "rows": [], "errors": {}}
     # the neurons' own accuracy (each against the exact solution at its parameter, where one exists)
     if name != "klein_gordon":
         own = rel_l2(module.columns("test")["u"].T, reference(name, module.selected_params, module.points_test))
@@ -272,6 +279,8 @@ def main() -> None:
     parser.add_argument("--save", default=None, help="folder for the greedy stage's checkpoints (the banks)")
     parser.add_argument("--load", action="store_true", help="skip the greedy stage: load the banks from --save "
                         "(<save>/<pde>.ckpt, e.g. the last.ckpt of `lpde fit --config configs/gptpinn/<pde>.yaml`)")
+    parser.add_argument("--test-set", choices=("log", "uniform"), default="log",
+                        help="Burgers nu / Allen-Cahn lam log-uniform (default) or uniform (the papers' sets)")
     parser.add_argument("--out", default="gptpinn.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
@@ -280,7 +289,7 @@ def main() -> None:
     path = ROOT / "benchmarks" / "results" / args.out
     for name in args.pde:
         results["pdes"].append(run(name, args.neurons, args.steps, args.lbfgs, args.n_test, args.exact_neurons,
-                                   args.save, args.load))
+                                   args.save, args.load, args.test_set))
         path.write_text(json.dumps(results, indent=1))
     print(f"wrote {path}")
 
