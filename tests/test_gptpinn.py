@@ -444,3 +444,15 @@ def test_neurons_train_on_their_own_finer_grid_and_the_bank_stays_on_pde_grid(mo
     assert m.bank_pde.shape[1:] == (10 * 10, 1)
     with pytest.raises(ValueError, match=r"neuron_pde_grid must have one entry per input \('x', 't'\), got \[24\]"):
         GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, neuron_pde_grid=[24], **TINY)
+
+
+def test_log_spaced_parameter_grid():
+    """[low, high, count, 'log']: a geometric axis with the box's exact ends; bad spacings are clear errors."""
+    m = GPTPINN(Burgers(), {"nu": [0.005, 1.0, 9, "log"]}, **TINY)
+    nu = m.training_params[:, 0]
+    assert nu[0] == 0.005 and nu[-1] == 1.0
+    torch.testing.assert_close(nu[1:] / nu[:-1], torch.full((8,), 200 ** (1 / 8), dtype=torch.float64))
+    assert GPTPINN(Burgers(), {"nu": [0.5, 0.5, 1, "log"]}, **TINY).training_params.tolist() == [[0.5]]
+    for bad in ([0.0, 1.0, 9, "log"], [0.1, 1.0, 9, "cubic"], [0.1, 1.0, "9"]):
+        with pytest.raises(ValueError, match=r"parameter_grid\['nu'\] must be \[low, high, count\] or"):
+            GPTPINN(Burgers(), {"nu": bad}, **TINY)

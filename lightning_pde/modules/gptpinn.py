@@ -60,7 +60,8 @@ class GPTPINN(pl.LightningModule):
         problem: the parametric PDE, e.g. ``Burgers()``; its `parameter_names` are the parameters mu (their values in
             `problem` are ignored).
         parameter_grid: training set Xi_train, ``{name: [low, high, count]}`` per parameter (a tensor grid of
-            linspaces), e.g. ``{"nu": [0.005, 1.0, 129]}``.
+            linspaces), e.g. ``{"nu": [0.005, 1.0, 129]}``; ``[low, high, count, "log"]`` spaces that axis
+            geometrically (low > 0), for a parameter such as a viscosity that spans decades.
         max_neurons: number of neurons the greedy stage adds (>= 1).
         neuron_max_steps: Adam steps of each neuron's full PINN (>= 1).
         neuron_lbfgs_steps: L-BFGS iterations after Adam for each neuron (>= 0).
@@ -93,7 +94,7 @@ class GPTPINN(pl.LightningModule):
     def __init__(
         self,
         problem: Problem,
-        parameter_grid: dict[str, list[float]],
+        parameter_grid: dict[str, list[float | str]],
         max_neurons: int = 10,
         neuron_max_steps: int = 2000,
         neuron_lbfgs_steps: int = 0,
@@ -132,12 +133,23 @@ class GPTPINN(pl.LightningModule):
         axes = []
         for name in names:
             spec = parameter_grid[name]
-            if (not isinstance(spec, (list, tuple)) or len(spec) != 3 or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in spec)
-                    or spec[1] < spec[0] or int(spec[2]) != spec[2] or spec[2] < 1):
-                raise ValueError(f"{owner}: parameter_grid[{name!r}] must be [low, high, count] with low <= high "
-                                 f"and an integer count >= 1, got {spec!r}")
-            axes.append(torch.linspace(float(spec[0]), float(spec[1]), int(spec[2]), dtype=torch.float64))
+            spacing = spec[3] if isinstance(spec, (list, tuple)) and len(spec) == 4 else "linear"
+            numbers = spec[:3] if isinstance(spec, (list, tuple)) else spec
+            if (not isinstance(spec, (list, tuple)) or len(spec) not in (3, 4) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers)
+                    or spec[1] < spec[0] or int(spec[2]) != spec[2] or spec[2] < 1
+                    or spacing not in ("linear", "log") or (spacing == "log" and spec[0] <= 0)):
+                raise ValueError(f"{owner}: parameter_grid[{name!r}] must be [low, high, count] or [low, high, count, "
+                                 f"'log'] with low <= high (low > 0 for 'log') and an integer count >= 1, "
+                                 f"got {spec!r}")
+            low, high, count = float(spec[0]), float(spec[1]), int(spec[2])
+            if spacing == "log":
+                axis = torch.logspace(math.log10(low), math.log10(high), count, dtype=torch.float64)
+                axis[0], axis[-1] = low, high  # the box's own ends (10 ** log10(x) can be off in the last digit)
+                axis = axis if count > 1 else axis[:1].fill_(low)
+            else:
+                axis = torch.linspace(low, high, count, dtype=torch.float64)
+            axes.append(axis)
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(names))
         self.register_buffer("training_params", grid, persistent=False)
         self.register_buffer("param_low", grid.min(0).values, persistent=False)
