@@ -79,10 +79,11 @@ class SinglePassFields(Fields):
             return self._u[:, output]
         if len(inputs) == 1:
             return self._jacobian[:, inputs[0], output]
-        if len(inputs) == 2 and inputs[0] == inputs[1] and not torch.compiler.is_compiling():
-            self.asked.add(inputs[0])
-        if len(inputs) == 2 and inputs[0] == inputs[1] and inputs[0] in self._rows:
-            return self._diagonal[:, self._rows[inputs[0]], output]
+        if len(inputs) == 2 and inputs[0] == inputs[1]:
+            if not torch.compiler.is_compiling():
+                self.asked.add(inputs[0])
+            if inputs[0] in self._rows:
+                return self._diagonal[:, self._rows[inputs[0]], output]
         return self.reverse.partial(output, inputs)
 
     @property
