@@ -127,7 +127,8 @@ class SinglePass(DerivativeEngine):
     fields_class: type[SinglePassFields] = SinglePassFields
 
     def __init__(self, second: Sequence[str] | None = None) -> None:
-        if second is not None and (isinstance(second, str) or not all(isinstance(name, str) for name in second)):
+        if second is not None and (not isinstance(second, (list, tuple))
+                                   or not all(isinstance(name, str) for name in second)):
             raise ValueError(f"SinglePass: second must be a list of input names, got {second!r}")
         self.second = None if second is None else list(second)
 
