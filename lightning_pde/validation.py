@@ -77,11 +77,12 @@ def integer_list(owner: str, name: str, values: object, minimum: int = 1) -> lis
     return [int(v) for v in values]
 
 
-def name_list(owner: str, name: str, values: object) -> list[str]:
-    """`values` as a non-empty list of non-empty strings (input or condition names)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not values or any(
+def name_list(owner: str, name: str, values: object, allow_empty: bool = False) -> list[str]:
+    """`values` as a list of non-empty strings (input or condition names), non-empty unless `allow_empty`."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not (values or allow_empty) or any(
             not isinstance(v, str) or not v for v in values):
-        raise ValueError(f"{owner}: {name} must be a non-empty list of names, got {values!r}")
+        raise ValueError(f"{owner}: {name} must be a {'' if allow_empty else 'non-empty '}list of names, "
+                         f"got {values!r}")
     return list(values)
 
 

@@ -149,7 +149,7 @@ def test_a_narrowed_engine_still_gives_every_derivative(second, hard):
 
 
 def test_unknown_second_derivative_inputs_are_clear_errors():
-    with pytest.raises(ValueError, match=r"SinglePass: second must be a list of input names, got 'x'"):
+    with pytest.raises(ValueError, match=r"SinglePass: second must be a list of names, got 'x'"):
         SinglePass("x")
     with pytest.raises(ValueError, match=r"names unknown input\(s\) \['y'\]; the inputs are \['x', 't'\]"):
         PINN(Burgers(), MLP([8]), derivatives=SinglePass(["y"]))

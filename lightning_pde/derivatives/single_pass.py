@@ -9,6 +9,7 @@ from torch import Tensor
 
 from lightning_pde.derivatives.autograd import AutogradFields
 from lightning_pde.derivatives.base import DerivativeEngine, Fields, Network
+from lightning_pde.validation import name_list
 
 
 class SinglePassFields(Fields):
@@ -127,10 +128,7 @@ class SinglePass(DerivativeEngine):
     fields_class: type[SinglePassFields] = SinglePassFields
 
     def __init__(self, second: Sequence[str] | None = None) -> None:
-        if second is not None and (not isinstance(second, (list, tuple))
-                                   or not all(isinstance(name, str) for name in second)):
-            raise ValueError(f"SinglePass: second must be a list of input names, got {second!r}")
-        self.second = None if second is None else list(second)
+        self.second = None if second is None else name_list("SinglePass", "second", second, allow_empty=True)
 
     def fields(self, net: Network, x: Tensor, input_names: Sequence[str], output_names: Sequence[str]) -> Fields:
         return self.fields_class(net, x, input_names, output_names, second=self.second)

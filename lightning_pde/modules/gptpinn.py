@@ -145,8 +145,9 @@ class GPTPINN(pl.LightningModule):
             low, high, count = float(spec[0]), float(spec[1]), int(spec[2])
             if spacing == "log":
                 axis = torch.logspace(math.log10(low), math.log10(high), count, dtype=torch.float64)
-                axis[0], axis[-1] = low, high  # the box's own ends (10 ** log10(x) can be off in the last digit)
-                axis = axis if count > 1 else axis[:1].fill_(low)
+                axis[0] = low  # the box's own ends (10 ** log10(x) can be off in the last digit)
+                if count > 1:
+                    axis[-1] = high
             else:
                 axis = torch.linspace(low, high, count, dtype=torch.float64)
             axes.append(axis)
