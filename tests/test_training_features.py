@@ -54,6 +54,21 @@ def test_periodic_embedding_makes_the_network_exactly_periodic():
     assert module.net.layers[0].in_features == 1 + 2 * 2
 
 
+def test_periodic_embedding_frequencies_stay_exact_through_a_float32_round_trip():
+    """A network trained in float32 and then cast back (GPT-PINN's float32 neurons) must compute what a freshly
+    built float64 copy with the same weights computes: the frequencies are not rounded to float32 on the way."""
+    def build():
+        return PINN(PeriodicBurgers(), MLP([8], embedding=PeriodicEmbedding(["x"], harmonics=3))).double()
+
+    module = build().float().double()
+    fresh = build()
+    fresh.load_state_dict(module.state_dict())  # the same (rounded) weights; its frequencies are built in float64
+    assert module.net.embedding.angular.dtype == torch.float64
+    torch.testing.assert_close(module.net.embedding.angular, fresh.net.embedding.angular, rtol=0, atol=0)
+    x = torch.rand(16, 2, dtype=torch.float64)
+    torch.testing.assert_close(module(x), fresh(x), rtol=0, atol=1e-15)
+
+
 def test_periodic_embedding_on_a_non_periodic_input_is_an_error_at_construction():
     with pytest.raises(ValueError, match=r"input\(s\) \['x'\] are not periodic in this problem"):
         PINN(Burgers(), MLP([8], embedding=PeriodicEmbedding(["x"])))

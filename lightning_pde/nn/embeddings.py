@@ -62,9 +62,17 @@ class PeriodicEmbedding(Embedding):
         self.other_index = [i for i in range(len(input_names)) if i not in self.periodic_index]
         angular = [2 * math.pi * k / periods[name] for name in self.inputs for k in range(1, self.harmonics + 1)]
         # float64 so that the period stays exact after .double(); cast to the input's dtype on use.
+        self._angular = angular
         self.register_buffer("angular", torch.tensor(angular, dtype=torch.float64), persistent=False)
         self.out_features = len(self.other_index) + 2 * len(angular)
         return self.out_features
+
+    def _apply(self, fn, recurse: bool = True):
+        # .float() would round the frequencies for good; keep them float64 (exact) through any cast or move
+        super()._apply(fn, recurse)
+        if hasattr(self, "_angular"):
+            self.angular = torch.tensor(self._angular, dtype=torch.float64, device=self.angular.device)
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         periodic = x[:, self.periodic_index].repeat_interleave(self.harmonics, dim=1) * self.angular.to(x.dtype)
