@@ -2,6 +2,7 @@
 greedy selection (argmax, resume, DDP), CLI end to end and bad input."""
 
 import copy
+import math
 import os
 import subprocess
 import sys
@@ -456,3 +457,74 @@ def test_log_spaced_parameter_grid():
     for bad in ([0.0, 1.0, 9, "log"], [0.1, 1.0, 9, "cubic"], [0.1, 1.0, "9"]):
         with pytest.raises(ValueError, match=r"parameter_grid\['nu'\] must be \[low, high, count\] or"):
             GPTPINN(Burgers(), {"nu": bad}, **TINY)
+
+
+def windowed_allen_cahn(**kw):
+    from lightning_pde.nn import MLP, PeriodicEmbedding
+    from lightning_pde.nn.time_windows import TimeWindows
+
+    net = TimeWindows(MLP([8, 8], embedding=PeriodicEmbedding(["x"], harmonics=2)), n_windows=2)
+    args = dict(problem=AllenCahn(), parameter_grid={"lam": [1e-4, 1e-3, 3], "eps": [1.0, 5.0, 3]}, max_neurons=2,
+                neuron_net=net, neuron_loss_weights={"initial": 100.0}, neuron_precision="float32",
+                **{**TINY, "neuron_hidden": None, "neuron_max_steps": 20, "neuron_lbfgs_steps": 100})
+    args.update(kw)
+    return GPTPINN(**args)
+
+
+def test_time_window_neurons_march_window_by_window_and_reload(tmp_path, monkeypatch):
+    """neuron_net=TimeWindows: window k is trained alone on points squeezed into its own time slab, window 1's
+    initial condition is continuity with window 0 (at t = 0.5 it meets window 0, not the initial data), the bank holds the piecewise neurons' own values, and a checkpoint rebuilds the same neurons."""
+    from lightning_pde.modules import PINN
+
+    seen = []
+    losses = PINN.condition_losses
+    monkeypatch.setattr(PINN, "condition_losses", lambda self, points: seen.append(
+        (self.net.active_window, float(points["pde"][:, 1].min()), float(points["pde"][:, 1].max()),
+         float(points["initial"][:, 1].max()))) or losses(self, points))
+    m = windowed_allen_cahn()
+    params = torch.tensor([1e-3, 1.0], dtype=torch.float64)
+    pinn = m.train_neuron(params)
+    monkeypatch.setattr(PINN, "condition_losses", losses)
+    for k, lower, upper in ((0, 0.0, 0.5), (1, 0.5, 1.0)):
+        rows = [s for s in seen if s[0] == k]
+        assert rows and all(lower - 1e-6 <= s[1] and s[2] <= upper + 1e-6 and abs(s[3] - lower) < 1e-6
+                            for s in rows)
+    assert [s[0] for s in seen] == sorted(s[0] for s in seen)  # window 0 first, then window 1
+    net = pinn.net
+    x = torch.linspace(-1, 1, 33, dtype=torch.float64)
+    edge = torch.stack([x, torch.full_like(x, 0.5)], 1)
+    sides = []
+    for k in (0, 1):
+        net.active_window = k
+        sides.append(pinn(edge).flatten())
+    net.active_window = None
+    # window 1 starts from window 0's end state, not from the problem's initial data x^2 cos(pi x)
+    jump = (sides[0] - sides[1]).abs().max()
+    assert jump < 0.3 * (sides[1] - x ** 2 * torch.cos(math.pi * x)).abs().max()
+    m = windowed_allen_cahn()
+    m.add_neuron(m.train_neuron(params), params)
+    torch.testing.assert_close(m.neuron_values(m.points_test), m.columns("test")["u"], rtol=0, atol=1e-12)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, max_epochs=0)
+    trainer.strategy.connect(m)
+    trainer.save_checkpoint(tmp_path / "windowed.ckpt")
+    loaded = lightning_pde.load(tmp_path / "windowed.ckpt")
+    assert type(loaded.neurons[0].net).__name__ == "TimeWindows"
+    torch.testing.assert_close(loaded.neuron_values(m.points_test), m.neuron_values(m.points_test), rtol=0, atol=0)
+
+
+def test_neuron_net_bad_input():
+    from lightning_pde.nn import MLP
+    from lightning_pde.nn.time_windows import TimeWindows
+
+    built = MLP([8]).build(2, 1)
+    with pytest.raises(ValueError, match="neuron_net must be unbuilt"):
+        windowed_allen_cahn(neuron_net=built)
+    with pytest.raises(ValueError, match=r"give either neuron_net or \['neuron_hidden'\]"):
+        windowed_allen_cahn(neuron_hidden=[8])
+    with pytest.raises(ValueError, match=r"neuron_loss_weights has unknown condition\(s\) \['boundary'\]"):
+        windowed_allen_cahn(neuron_loss_weights={"boundary": 10.0})
+    with pytest.raises(ValueError, match=r"neuron_match must be a non-empty list of names, got \[\]"):
+        windowed_allen_cahn(neuron_match=[])
+    with pytest.raises(ValueError, match="needs the initial condition in the loss"):
+        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, neuron_net=TimeWindows(MLP([8])),
+                **{**TINY, "neuron_hidden": None})

@@ -71,8 +71,6 @@ class TimeMarching(Callback):
         self.tolerance_change = nonnegative_float("TimeMarching", "tolerance_change", tolerance_change)
         self.time_input = nonempty_str("TimeMarching", "time_input", time_input)
         self.match = name_list("TimeMarching", "match", match)
-        if not self.match:
-            raise ValueError("TimeMarching: match must name at least one field, e.g. ['u']")
         self.warm_start = boolean("TimeMarching", "warm_start", warm_start)
         # progress, saved in checkpoints
         self.window, self.phase, self.phase_steps, self.iterations, self.finished = 0, "", 0, 0, False
@@ -99,13 +97,8 @@ class TimeMarching(Callback):
             self.n_windows = net.n_windows
         elif self.n_windows is None:
             raise ValueError("TimeMarching: give n_windows (the network is not a TimeWindows network)")
-        index = problem.input_names.index(self.time_input)
-        self._index = index
-        t0, t1 = float(problem.domain.lower[index]), float(problem.domain.upper[index])
-        self.edges = [t0 + (t1 - t0) * k / self.n_windows for k in range(self.n_windows + 1)]
-        if self.windowed:  # the same edges in the network's coordinates (after the module's input normalisation)
-            center, scale = pl_module.input_center[index], pl_module.input_scale[index]
-            net.set_edges((torch.tensor(self.edges, dtype=torch.float64) - float(center)) * float(scale))
+        self._index = problem.input_names.index(self.time_input)
+        self.edges = window_edges(pl_module, self.n_windows, self.time_input)
         if not self._original:
             self._original = dict(pl_module.conditions)
         self._initial = [name for name, cond in self._original.items() if cond.kind == "initial"]
@@ -122,30 +115,11 @@ class TimeMarching(Callback):
     # -- one window -----------------------------------------------------------------------------------------------
     def _squeeze(self, sample: Callable[..., Tensor], lower: float, upper: float) -> Callable[..., Tensor]:
         """`sample` with its time column mapped affinely from [t_0, t_1] onto [lower, upper]."""
-        t0, t1, index = self.edges[0], self.edges[-1], self._index
 
         def windowed(n: int, generator: torch.Generator | None, method: str) -> Tensor:
-            points = sample(n, generator, method)
-            points[:, index] = lower + (points[:, index] - t0) * ((upper - lower) / (t1 - t0))
-            return points
+            return squeeze_time(sample(n, generator, method), self._index, self.edges, lower, upper)
 
         return windowed
-
-    def _continuity(self, pl_module: pl.LightningModule, previous: int) -> Callable[[Any], Tensor]:
-        """Residual of agreement with the frozen window `previous` on the fields in `match`, shape (N, len(match))."""
-        net = pl_module.net
-
-        def residual(f: Any) -> Tensor:
-            active, net.active_window = net.active_window, previous
-            try:
-                with torch.enable_grad():
-                    before = pl_module.fields(f.x.detach())
-                    target = [before[name].detach() for name in self.match]
-            finally:
-                net.active_window = active
-            return torch.stack([f[name] - value for name, value in zip(self.match, target)], dim=1)
-
-        return residual
 
     def _enter(self, trainer: pl.Trainer, pl_module: pl.LightningModule, window: int, phase: str,
                warm: bool) -> None:
@@ -156,7 +130,7 @@ class TimeMarching(Callback):
         for name, cond in self._original.items():
             new = dataclasses.replace(cond, sample=self._squeeze(cond.sample, lower, upper))
             if self.windowed and window > 0 and name in self._initial:
-                new = dataclasses.replace(new, residual=self._continuity(pl_module, window - 1))
+                new = dataclasses.replace(new, residual=continuity_residual(pl_module, window - 1, self.match))
             pl_module.conditions[name] = new
         if self.windowed:
             net = pl_module.net
@@ -248,3 +222,43 @@ class TimeMarching(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.window, self.phase = int(state_dict["window"]), str(state_dict["phase"])
         self.finished = bool(state_dict["finished"])
+
+
+def window_edges(module: Any, n_windows: int, time_input: str = "t") -> list[float]:
+    """The edges of `n_windows` equal time windows over the time range of `module`'s problem (a PINN), in the
+    problem's coordinates. A :class:`~lightning_pde.nn.time_windows.TimeWindows` network of the module gets the same
+    edges in its own coordinates (after the module's input normalisation)."""
+    problem, net = module.problem, module.net
+    index = problem.input_names.index(time_input)
+    t0, t1 = float(problem.domain.lower[index]), float(problem.domain.upper[index])
+    edges = [t0 + (t1 - t0) * k / n_windows for k in range(n_windows + 1)]
+    if hasattr(net, "set_edges"):
+        center, scale = float(module.input_center[index]), float(module.input_scale[index])
+        net.set_edges((torch.tensor(edges, dtype=torch.float64) - center) * scale)
+    return edges
+
+
+def squeeze_time(points: Tensor, index: int, edges: Sequence[float], lower: float, upper: float) -> Tensor:
+    """`points` with column `index` (time) mapped affinely from [edges[0], edges[-1]] onto [lower, upper], in
+    place; returns `points`."""
+    t0, t1 = edges[0], edges[-1]
+    points[:, index] = lower + (points[:, index] - t0) * ((upper - lower) / (t1 - t0))
+    return points
+
+
+def continuity_residual(module: Any, previous: int, match: Sequence[str]) -> Callable[[Any], Tensor]:
+    """Residual of agreement with the frozen window `previous` of `module`'s TimeWindows network on the fields in
+    `match`, shape (N, len(match)): the initial condition of the window after it."""
+    net = module.net
+
+    def residual(f: Any) -> Tensor:
+        active, net.active_window = net.active_window, previous
+        try:
+            with torch.enable_grad():
+                before = module.fields(f.x.detach())
+                target = [before[name].detach() for name in match]
+        finally:
+            net.active_window = active
+        return torch.stack([f[name] - value for name, value in zip(match, target)], dim=1)
+
+    return residual

@@ -9,9 +9,11 @@ only small dense matrices (GPT-PINN Sec. 2.2), for all parameters at once.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -19,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_pde import CHECKPOINT_CLASS_KEY
+from lightning_pde.callbacks.time_marching import continuity_residual, squeeze_time, window_edges
 from lightning_pde.gptpinn import ReducedFields, batched_conditions, field_keys, solve_batched
 from lightning_pde.gptpinn.solvers import SOLVERS
 from lightning_pde.modules.pinn import PINN, checkpoint_hparams
@@ -26,7 +29,8 @@ from lightning_pde.nn import MLP
 from lightning_pde.nn.embeddings import FourierFeatures
 from lightning_pde.problems import Problem
 from lightning_pde.spec import class_path, from_spec
-from lightning_pde.validation import boolean, integer_at_least, integer_list, positive_float, positive_int
+from lightning_pde.validation import (boolean, integer_at_least, integer_list, name_list, positive_float,
+                                     positive_int)
 
 #: Jacobian entries per chunk when Gauss-Newton's J^T J is accumulated: 2^16 float64 = 512 KB, which stays in cache
 NORMAL_CHUNK_ENTRIES = 2 ** 16
@@ -86,6 +90,18 @@ class GPTPINN(pl.LightningModule):
         neuron_fourier_scale: standard deviation of those frequencies (cycles per unit of normalised input, > 0).
         neuron_precision: dtype the neurons are *trained* in, ``float64`` or ``float32`` (about 2-4x faster on a
             CPU); the bank is always computed and stored in float64.
+        neuron_net: each neuron's network, unbuilt (no sizes; every neuron builds its own copy), instead of the
+            MLP that `neuron_hidden`, `neuron_activation` and `neuron_fourier_*` describe. A
+            :class:`~lightning_pde.nn.time_windows.TimeWindows` network trains by time marching: window after
+            window, each with `neuron_max_steps` Adam steps and `neuron_lbfgs_steps` L-BFGS iterations on its own
+            copy of the `neuron_pde_grid` (default `pde_grid`) points squeezed into its time slab, the initial
+            condition of each later window being continuity with the one before (for Allen-Cahn at eps = 5,
+            where a single network fails).
+        neuron_loss_weights: weight per condition in each neuron's training loss, as ``PINN(loss_weights=...)``
+            (e.g. ``{"initial": 100.0}``: with time windows the initial condition carries the state from window to
+            window, so its misfit accumulates).
+        neuron_match: with a TimeWindows `neuron_net`, the fields that must agree across a window boundary
+            (``["u"]``; ``["u", "u_t"]`` for an equation second order in time).
 
     API: ``solve(params)`` (M, p) -> c (M, n); ``predict(params, points)`` -> u (M, N);
     ``selected_params`` (n, p); ``max_losses`` (largest greedy loss after each neuron).
@@ -115,9 +131,15 @@ class GPTPINN(pl.LightningModule):
         neuron_fourier_features: int = 0,
         neuron_fourier_scale: float = 1.0,
         neuron_precision: str = "float64",
+        neuron_net: nn.Module | None = None,
+        neuron_loss_weights: dict[str, float] | None = None,
+        neuron_match: list[str] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        with warnings.catch_warnings():
+            # Lightning warns that `neuron_net` is an nn.Module; checkpoint_hparams stores its spec, not the object.
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters()
         checkpoint_hparams(self.hparams)
         problem = from_spec(problem)
         owner = "GPTPINN"
@@ -191,6 +213,43 @@ class GPTPINN(pl.LightningModule):
         if neuron_precision not in ("float64", "float32"):
             raise ValueError(f"{owner}: neuron_precision must be 'float64' or 'float32', got {neuron_precision!r}")
         self.neuron_precision = neuron_precision
+        neuron_net = from_spec(neuron_net)
+        if neuron_net is not None:
+            if not isinstance(neuron_net, nn.Module):
+                raise ValueError(f"{owner}: neuron_net must be a network (an nn.Module such as MLP or TimeWindows), "
+                                 f"got {neuron_net!r}")
+            if any(True for _ in neuron_net.parameters()):
+                raise ValueError(f"{owner}: neuron_net must be unbuilt (no in_features/out_features), so that each "
+                                 f"neuron builds and initialises its own copy; got a {type(neuron_net).__name__} "
+                                 "with parameters")
+            given = [k for k, v in (("neuron_hidden", neuron_hidden), ("neuron_fourier_features",
+                                                                         neuron_fourier_features or None)) if v]
+            if given:
+                raise ValueError(f"{owner}: give either neuron_net or {given}, not both (neuron_net replaces the "
+                                 "MLP they describe)")
+        if neuron_loss_weights is not None and not isinstance(neuron_loss_weights, dict):
+            raise ValueError(f"{owner}: neuron_loss_weights must map condition names to weights, got "
+                             f"{neuron_loss_weights!r}")
+        self.neuron_loss_weights = dict(neuron_loss_weights or {})
+        unknown = sorted(set(self.neuron_loss_weights) - set(problem.conditions()))
+        if unknown:
+            raise ValueError(f"{owner}: neuron_loss_weights has unknown condition(s) {unknown}; {problem.name} has "
+                             f"{sorted(problem.conditions())}")
+        #: a list, so that the unbuilt template is no submodule
+        self._neuron_template = [neuron_net] if neuron_net is not None else []
+        self.neuron_windowed = hasattr(neuron_net, "active_window") and hasattr(neuron_net, "n_windows")
+        self.neuron_match = name_list(owner, "neuron_match", neuron_match if neuron_match is not None else ["u"])
+        if self.neuron_windowed:
+            if neuron_net.time_input not in problem.input_names:
+                raise ValueError(f"{owner}: neuron_net marches in {neuron_net.time_input!r}, but {problem.name}'s "
+                                 f"inputs are {problem.input_names}")
+            if not any(c.kind == "initial" for c in problem.conditions().values()):
+                raise ValueError(f"{owner}: a TimeWindows neuron_net needs an initial condition to march from; "
+                                 f"{problem.name} has none")
+            if self.hard_constraints and any(problem.conditions()[name].kind == "initial"
+                                             for name in problem.hard_conditions):
+                raise ValueError(f"{owner}: a TimeWindows neuron_net needs the initial condition in the loss (later "
+                                 "windows replace it by continuity); set hard_constraints: false")
         self.automatic_optimization = False
         self.keys = field_keys(problem)
         self.conditions = problem.conditions()
@@ -269,11 +328,16 @@ class GPTPINN(pl.LightningModule):
         torch.manual_seed(self.seed + index)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            embedding = (FourierFeatures(self.neuron_fourier_features, self.neuron_fourier_scale, seed=self.seed + index)
-                         if self.neuron_fourier_features else None)
-            pinn = PINN(self.problem_at(params), net=MLP(self.neuron_hidden, self.neuron_activation,
-                                                         embedding=embedding),
-                        hard_constraints=self.hard_constraints)
+            if self._neuron_template:
+                net = copy.deepcopy(self._neuron_template[0])
+            else:
+                embedding = (FourierFeatures(self.neuron_fourier_features, self.neuron_fourier_scale,
+                                             seed=self.seed + index) if self.neuron_fourier_features else None)
+                net = MLP(self.neuron_hidden, self.neuron_activation, embedding=embedding)
+            pinn = PINN(self.problem_at(params), net=net, hard_constraints=self.hard_constraints,
+                        loss_weights=self.neuron_loss_weights)
+        if self.neuron_windowed:
+            window_edges(pinn, pinn.net.n_windows, pinn.net.time_input)
         return pinn.double()
 
     # ------------------------------------------------------------------ the bank
@@ -303,37 +367,69 @@ class GPTPINN(pl.LightningModule):
             points["pde"] = self.problem.domain.grid(self.neuron_pde_grid).to(device=self.bank_pde.device, dtype=dtype)
         weights = pinn.loss_weights
 
-        def total() -> Tensor:
+        def total(points: dict[str, Tensor]) -> Tensor:
             losses = pinn.condition_losses(points)
             return sum(weights[k] * v for k, v in losses.items())
 
-        optimizer = torch.optim.Adam(pinn.parameters(), lr=self.neuron_lr)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.neuron_max_steps, self.neuron_lr / 20)
         with torch.enable_grad():
-            for _ in range(self.neuron_max_steps):
-                optimizer.zero_grad(set_to_none=True)
-                loss = total()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-            if self.neuron_lbfgs_steps:
-                lbfgs = torch.optim.LBFGS(pinn.parameters(), lr=1.0, max_iter=self.neuron_lbfgs_steps,
-                                          history_size=50, line_search_fn="strong_wolfe", tolerance_grad=1e-12,
-                                          tolerance_change=1e-15)
-
-                def closure() -> Tensor:
-                    lbfgs.zero_grad(set_to_none=True)
-                    value = total()
-                    value.backward()
-                    return value
-
-                lbfgs.step(closure)
-            self.neuron_losses.append(float(total().detach()))
+            if self.neuron_windowed:
+                loss = self._march(pinn, points, total)
+            else:
+                loss = self._optimize(list(pinn.parameters()), lambda: total(points))
+            self.neuron_losses.append(loss)
         pinn = pinn.double()  # the bank is float64 whatever the training precision
         for p in pinn.parameters():
             p.requires_grad_(False)
         self.neuron_seconds.append(time.perf_counter() - start)
         return pinn
+
+    def _optimize(self, parameters: list[nn.Parameter], total: Callable[[], Tensor]) -> float:
+        """`neuron_max_steps` Adam steps (cosine decay to lr / 20), then up to `neuron_lbfgs_steps` L-BFGS
+        iterations on the loss `total()`; returns the final loss."""
+        optimizer = torch.optim.Adam(parameters, lr=self.neuron_lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.neuron_max_steps, self.neuron_lr / 20)
+        for _ in range(self.neuron_max_steps):
+            optimizer.zero_grad(set_to_none=True)
+            total().backward()
+            optimizer.step()
+            schedule.step()
+        if self.neuron_lbfgs_steps:
+            lbfgs = torch.optim.LBFGS(parameters, lr=1.0, max_iter=self.neuron_lbfgs_steps, history_size=50,
+                                      line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
+
+            def closure() -> Tensor:
+                lbfgs.zero_grad(set_to_none=True)
+                value = total()
+                value.backward()
+                return value
+
+            lbfgs.step(closure)
+        return float(total().detach())
+
+    def _march(self, pinn: PINN, points: dict[str, Tensor], total: Callable[[dict[str, Tensor]], Tensor]) -> float:
+        """Train a TimeWindows neuron window by window (see `neuron_net`); returns the mean of the windows' final
+        losses. The same scheme as the TimeMarching callback, without a trainer."""
+        net = pinn.net
+        index = self.problem.input_names.index(net.time_input)
+        edges = window_edges(pinn, net.n_windows, net.time_input)
+        original = dict(pinn.conditions)
+        initial = [name for name, cond in original.items() if cond.kind == "initial"]
+        losses = []
+        try:
+            for k in range(net.n_windows):
+                window = {name: squeeze_time(p.clone(), index, edges, edges[k], edges[k + 1])
+                          for name, p in points.items()}
+                if k > 0:
+                    net.windows[k].load_state_dict(net.windows[k - 1].state_dict())
+                    for name in initial:
+                        pinn.conditions[name] = dataclasses.replace(
+                            original[name], residual=continuity_residual(pinn, k - 1, self.neuron_match))
+                net.active_window = k
+                losses.append(self._optimize(list(net.windows[k].parameters()), lambda: total(window)))
+        finally:
+            net.active_window = None
+            pinn.conditions.update(original)
+        return sum(losses) / len(losses)
 
     def add_neuron(self, pinn: PINN, params: Tensor) -> None:
         """Append a trained neuron: its fields at every point set become a new bank column."""
