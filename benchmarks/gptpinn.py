@@ -127,7 +127,8 @@ def s2gpt_replay(module: GPTPINN) -> list[float]:
 
 
 def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: bool = False,
-        save_dir: str | None = None, load: bool = False, test_set: str = "log") -> dict:
+        save_dir: str | None = None, load: bool = False, test_set: str = "log",
+        solver_steps: int | None = None) -> dict:
     setup = dict(SETUPS[name])
     ckpt = Path(save_dir or ".") / f"{name}{'_exact' if exact else ''}.ckpt"
     if load:  # online measurements on a bank saved by an earlier run (its offline time is in that run's JSON)
@@ -160,6 +161,8 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
         offline = time.perf_counter() - start
         if save_dir:
             trainer.save_checkpoint(ckpt)
+    if solver_steps:  # the online iterations of the module's own solver (a config's solver_steps, for a bank
+        module.solver_steps = solver_steps  # trained before that setting changed)
     s2_losses = s2gpt_replay(module)
     params = test_params(name, n_test, torch.Generator().manual_seed(7), test_set)
     ref = reference(name, params, module.points_test)
@@ -184,7 +187,7 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
         limit = gd_step_limit(module.residual_fn(params, sp), module.initial_coefficients(params))
         out[f"gd_lr_limit_{variant}"] = {"min": float(limit.min()), "median": float(limit.median()),
                                          "paper_lr": PAPER_GD_LR[name]}
-        solvers = [(module.solver, 20, None), (parity, parity_steps, parity_lr)]
+        solvers = [(module.solver, module.solver_steps, None), (parity, parity_steps, parity_lr)]
         if module.solver == "lstsq":
             solvers.append(("gauss_newton", 20, None))
         for solver, steps_s, lr in solvers:
@@ -281,6 +284,8 @@ def main() -> None:
                         "(<save>/<pde>.ckpt, e.g. the last.ckpt of `lpde fit --config configs/gptpinn/<pde>.yaml`)")
     parser.add_argument("--test-set", choices=("log", "uniform"), default="log",
                         help="Burgers nu / Allen-Cahn lam log-uniform (default) or uniform (the papers' sets)")
+    parser.add_argument("--solver-steps", type=int, default=None,
+                        help="iterations of the module's online solver (default: the bank's own solver_steps)")
     parser.add_argument("--out", default="gptpinn.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
@@ -289,7 +294,7 @@ def main() -> None:
     path = ROOT / "benchmarks" / "results" / args.out
     for name in args.pde:
         results["pdes"].append(run(name, args.neurons, args.steps, args.lbfgs, args.n_test, args.exact_neurons,
-                                   args.save, args.load, args.test_set))
+                                   args.save, args.load, args.test_set, args.solver_steps))
         path.write_text(json.dumps(results, indent=1))
     print(f"wrote {path}")
 

@@ -16,6 +16,8 @@ Residual = Callable[[Tensor], Tensor]
 
 #: Gauss-Newton stops early once every row's last step changed its loss (or c) by less than this, relatively
 GN_RTOL = 1e-10
+#: initial Levenberg-Marquardt damping, relative to diag(J^T J)
+GN_DAMPING = 1e-7
 
 
 def _loss(residual: Residual, c: Tensor) -> Tensor:
@@ -84,7 +86,7 @@ def solve_batched(residual: Residual, c0: Tensor, solver: str = "gauss_newton", 
         c = torch.linalg.lstsq(jac, -r0.unsqueeze(-1), driver="gelsd" if jac.device.type == "cpu" else None
                                ).solution.squeeze(-1)
     elif solver == "gauss_newton":
-        damping = c.new_full((len(c),), 1e-3)
+        damping = c.new_full((len(c),), GN_DAMPING)
         loss = _loss(residual, c)
         eye = torch.eye(c.shape[1], dtype=c.dtype, device=c.device)
         for _ in range(steps):
