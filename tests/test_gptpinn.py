@@ -217,18 +217,23 @@ CLI_TINY = ["--model.max_neurons=3", "--model.neuron_max_steps=20", "--model.neu
             "--model.n_condition_points=16", "--model.first_params=null"]
 
 
-@pytest.mark.parametrize("name", ["burgers", "burgers_s2gpt", "helmholtz_s2gpt"])
+@pytest.mark.parametrize("name", ["burgers", "burgers_s2gpt", "helmholtz_s2gpt", "allen_cahn"])
 def test_cli_end_to_end_tiny(name, tmp_path):
     from lightning_pde.cli import main
 
-    extra = ["--model.parameter_grid={a1: [1.0, 2.0, 3], a2: [1.0, 2.0, 3], k: [1.0, 1.0, 1]}"] \
-        if "helmholtz" in name else ["--model.parameter_grid={nu: [0.05, 0.5, 6]}"]
+    extra = {"helmholtz_s2gpt": ["--model.parameter_grid={a1: [1.0, 2.0, 3], a2: [1.0, 2.0, 3], k: [1.0, 1.0, 1]}"],
+             "allen_cahn": ["--model.parameter_grid={lam: [0.0001, 0.001, 3], eps: [1.0, 5.0, 3]}",
+                            "--model.neuron_pde_grid=[10, 4]"]}.get(name, ["--model.parameter_grid={nu: [0.05, 0.5, 6]}"])
+    tiny = list(CLI_TINY)
+    if name == "allen_cahn":  # its neurons are time-windowed networks (neuron_net), not neuron_hidden MLPs
+        tiny.remove("--model.neuron_hidden=[8]")
+        tiny += ["--model.neuron_net.init_args.net.init_args.hidden=[8]", "--model.neuron_net.init_args.n_windows=2"]
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            main(["fit", "--config", str(ROOT / "configs" / "gptpinn" / f"{name}.yaml"), *CLI_TINY, *extra])
+            main(["fit", "--config", str(ROOT / "configs" / "gptpinn" / f"{name}.yaml"), *tiny, *extra])
     finally:
         os.chdir(cwd)
     module = lightning_pde.load(tmp_path / "checkpoints" / name / "last.ckpt")
