@@ -89,7 +89,7 @@ class TimeMarching(Callback):
         if self.time_input not in problem.input_names:
             raise ValueError(f"TimeMarching: {problem.name} has no input {self.time_input!r}; inputs are "
                              f"{problem.input_names}")
-        self.windowed = hasattr(net, "active_window") and hasattr(net, "n_windows")
+        self.windowed = is_windowed(net)
         if self.windowed:
             if self.n_windows is not None and self.n_windows != net.n_windows:
                 raise ValueError(f"TimeMarching: n_windows={self.n_windows} but the TimeWindows network has "
@@ -222,6 +222,12 @@ class TimeMarching(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.window, self.phase = int(state_dict["window"]), str(state_dict["phase"])
         self.finished = bool(state_dict["finished"])
+
+
+def is_windowed(net: Any) -> bool:
+    """Whether `net` is piecewise in time (a :class:`~lightning_pde.nn.time_windows.TimeWindows` network or one
+    like it): trained window by window rather than on a growing window."""
+    return hasattr(net, "active_window") and hasattr(net, "n_windows")
 
 
 def window_edges(module: Any, n_windows: int, time_input: str = "t") -> list[float]:

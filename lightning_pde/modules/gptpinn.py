@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_pde import CHECKPOINT_CLASS_KEY
-from lightning_pde.callbacks.time_marching import continuity_residual, squeeze_time, window_edges
+from lightning_pde.callbacks.time_marching import continuity_residual, is_windowed, squeeze_time, window_edges
 from lightning_pde.gptpinn import ReducedFields, batched_conditions, field_keys, solve_batched
 from lightning_pde.gptpinn.solvers import SOLVERS
 from lightning_pde.modules.pinn import PINN, checkpoint_hparams
@@ -231,28 +231,28 @@ class GPTPINN(pl.LightningModule):
             raise ValueError(f"{owner}: neuron_loss_weights must map condition names to weights, got "
                              f"{neuron_loss_weights!r}")
         self.neuron_loss_weights = dict(neuron_loss_weights or {})
-        unknown = sorted(set(self.neuron_loss_weights) - set(problem.conditions()))
+        self.conditions = problem.conditions()
+        unknown = sorted(set(self.neuron_loss_weights) - set(self.conditions))
         if unknown:
             raise ValueError(f"{owner}: neuron_loss_weights has unknown condition(s) {unknown}; {problem.name} has "
-                             f"{sorted(problem.conditions())}")
+                             f"{sorted(self.conditions)}")
         #: a list, so that the unbuilt template is no submodule
         self._neuron_template = [neuron_net] if neuron_net is not None else []
-        self.neuron_windowed = hasattr(neuron_net, "active_window") and hasattr(neuron_net, "n_windows")
+        self.neuron_windowed = is_windowed(neuron_net)
         self.neuron_match = name_list(owner, "neuron_match", neuron_match if neuron_match is not None else ["u"])
         if self.neuron_windowed:
             if neuron_net.time_input not in problem.input_names:
                 raise ValueError(f"{owner}: neuron_net marches in {neuron_net.time_input!r}, but {problem.name}'s "
                                  f"inputs are {problem.input_names}")
-            if not any(c.kind == "initial" for c in problem.conditions().values()):
+            if not any(c.kind == "initial" for c in self.conditions.values()):
                 raise ValueError(f"{owner}: a TimeWindows neuron_net needs an initial condition to march from; "
                                  f"{problem.name} has none")
-            if self.hard_constraints and any(problem.conditions()[name].kind == "initial"
+            if self.hard_constraints and any(self.conditions[name].kind == "initial"
                                              for name in problem.hard_conditions):
                 raise ValueError(f"{owner}: a TimeWindows neuron_net needs the initial condition in the loss (later "
                                  "windows replace it by continuity); set hard_constraints: false")
         self.automatic_optimization = False
         self.keys = field_keys(problem)
-        self.conditions = problem.conditions()
         point_sets = self._point_sets()
         self._point_set_names = tuple(point_sets)
         n_keys = len(self.keys)
@@ -336,8 +336,6 @@ class GPTPINN(pl.LightningModule):
                 net = MLP(self.neuron_hidden, self.neuron_activation, embedding=embedding)
             pinn = PINN(self.problem_at(params), net=net, hard_constraints=self.hard_constraints,
                         loss_weights=self.neuron_loss_weights)
-        if self.neuron_windowed:
-            window_edges(pinn, pinn.net.n_windows, pinn.net.time_input)
         return pinn.double()
 
     # ------------------------------------------------------------------ the bank
