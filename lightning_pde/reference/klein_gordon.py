@@ -11,9 +11,10 @@ interior node), the Dirichlet data enter through the boundary nodes, and the fir
 ``(u, v = u_t)`` is integrated in time by scipy's ``DOP853`` with tight tolerances.
 
 At ``(alpha, beta, gamma) = (-1, 0, 1)`` the exact solution is ``u = x cos t``; it is linear in x, so the spatial
-stencils are exact for it and the only error left is the time integrator's. For other parameters the initial
-and boundary data are not second-order compatible at the corners (``u_tt(+-1, 0)`` from the PDE differs from
-``-cos 0`` of the boundary data), so a weak singularity travels along the characteristics and the observed
+stencils are exact for it and the only error left is the time integrator's. Unless ``beta = 0`` and
+``gamma = 1`` the initial and boundary data are not second-order compatible at the corners: ``u_tt(-1, 0)`` is
+``2 + beta - gamma`` by the PDE and 1 by the boundary data, ``u_tt(1, 0)`` is ``-(beta + gamma)`` and -1. So the
+second derivatives jump along the characteristics from the corners (and their reflections), and the observed
 convergence under grid refinement is below fourth order.
 """
 
