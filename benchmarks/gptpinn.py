@@ -27,6 +27,7 @@ from lightning_pde.modules.gptpinn import GPTPINN
 from lightning_pde.problems import AllenCahn, Burgers, Helmholtz, KleinGordon
 from lightning_pde.reference import cole_hopf_burgers
 from lightning_pde.reference.allen_cahn import allen_cahn_spectral
+from lightning_pde.reference.klein_gordon import klein_gordon_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,11 @@ PAPER_GD_LR = {"helmholtz": 0.05, "burgers": 0.02, "klein_gordon": 0.025, "allen
 def test_params(name: str, m: int, generator: torch.Generator, test_set: str = "log") -> torch.Tensor:
     """`m` off-grid test parameters. ``log``: Burgers' nu and Allen-Cahn's lam log-uniform (as many small-nu
     shocks as large-nu cases: harder than the papers' sets); ``uniform``: uniform in the box, as the papers draw
-    theirs (GPT-PINN: 25 random nu of linspace(0.005, 1, 129))."""
+    theirs (GPT-PINN: 25 random nu of linspace(0.005, 1, 129)). Klein-Gordon: beta = 0, gamma = 1 (where the exact
+    solution is known) unless ``box``: uniform in the whole (alpha, beta, gamma) box, against the method-of-lines
+    reference."""
+    if test_set == "box" and name != "klein_gordon":
+        raise ValueError(f"--test-set box is for klein_gordon only, got {name!r}")
     u = torch.rand(m, 3, generator=generator, dtype=torch.float64)
     if name == "helmholtz":
         return torch.stack([1 + u[:, 0], 1 + 3 * u[:, 1], torch.ones(m, dtype=torch.float64)], 1)
@@ -69,6 +74,8 @@ def test_params(name: str, m: int, generator: torch.Generator, test_set: str = "
         lam = 1e-4 + 9e-4 * u[:, 0] if test_set == "uniform" else torch.exp(np.log(1e-4) + np.log(10.0) * u[:, 0])
         return torch.stack([lam, 1 + 4 * u[:, 1]], 1)
     # Klein-Gordon: beta = 0, gamma = 1 (exact u = x cos t for any alpha), alpha off the grid
+    if test_set == "box":
+        return torch.stack([-2 + u[:, 0], u[:, 1], u[:, 2]], 1)
     return torch.stack([-2 + u[:, 0], torch.zeros(m, dtype=torch.float64), torch.ones(m, dtype=torch.float64)], 1)
 
 
@@ -76,9 +83,14 @@ def reference(name: str, params: torch.Tensor, points: torch.Tensor) -> torch.Te
     x, y = points[:, 0], points[:, 1]
     if name == "helmholtz":
         return torch.stack([Helmholtz(*p.tolist()).exact(points).reshape(-1) for p in params])
-    if name == "klein_gordon":
-        return (x * torch.cos(y)).expand(len(params), -1)
     xs, ts = torch.unique(x).numpy(), torch.unique(y).numpy()  # the test grid is 'ij' ordered (x, t)
+    if name == "klein_gordon":
+        if bool((params[:, 1] == 0).all() and (params[:, 2] == 1).all()):
+            return (x * torch.cos(y)).expand(len(params), -1)
+        # method of lines on 8x the grid's x intervals; its output grid is the test grid's
+        return torch.stack([torch.as_tensor(klein_gordon_reference(*p, nx=len(xs), nt=len(ts), refine=8,
+                                                                   t_end=float(ts[-1]))["u"]).reshape(-1)
+                            for p in params.tolist()])
     if name == "allen_cahn":  # spectral ETDRK4 reference (~1e-8), evaluated at the grid's points
         return torch.stack([torch.as_tensor(allen_cahn_spectral(xs, ts, float(lam), float(eps))).reshape(-1)
                             for lam, eps in params.tolist()])
@@ -168,6 +180,7 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
     ref = reference(name, params, module.points_test)
     tag = name + ("_exact" if exact else "") + ("_uniform" if test_set == "uniform" and name in ("burgers",
                                                                                                  "allen_cahn") else "")
+    tag += "_box" if test_set == "box" else ""
     out = {"pde": name, "tag": tag, "exact_neurons": exact, "neurons": module.n_neurons, "neuron_steps": steps,
            "neuron_lbfgs": lbfgs, "setup": {k: v for k, v in setup.items() if k != "problem"},
            "offline_s": offline, "neuron_s_mean": float(np.mean(module.neuron_seconds or [0.0])),
@@ -176,8 +189,8 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
            "selected": module.selected_params.tolist(), "max_losses": module.max_losses.tolist(),
            "max_losses_s2gpt": s2_losses, "magic_points": torch.cat([module.magic_u, module.magic_r]).tolist(),
            "n_test": n_test, "test_set": test_set, "test_params": params.tolist(), "rows": [], "errors": {}}
-    # the neurons' own accuracy (each against the exact solution at its parameter, where one exists)
-    if name != "klein_gordon":
+    # the neurons' own accuracy (each against the exact or reference solution at its parameter)
+    if name != "klein_gordon" or test_set == "box":
         own = rel_l2(module.columns("test")["u"].T, reference(name, module.selected_params, module.points_test))
         out["neuron_rel_l2"] = own.tolist()
     parity, parity_steps, parity_lr = PARITY[name]
@@ -238,17 +251,18 @@ def plot(module: GPTPINN, out: dict) -> None:
     tp = np.array(out["test_params"])
     main = module.solver
     err_gpt, err_s2 = np.array(out["errors"]["GPT"][main]), np.array(out["errors"]["S2GPT"][main])
-    if tp.shape[1] == 1 or name == "klein_gordon":
+    if tp.shape[1] == 1 or (name == "klein_gordon" and out["test_set"] != "box"):
         axes[2].loglog(tp[:, 0] if name != "klein_gordon" else -tp[:, 0], err_gpt, "o", ms=3, label="GPT")
         axes[2].loglog(tp[:, 0] if name != "klein_gordon" else -tp[:, 0], err_s2, "x", ms=3, label="S2GPT")
         axes[2].set(xlabel=module.problem.parameter_names[0] if name != "klein_gordon" else "-alpha",
                     ylabel="relative L2")
         axes[2].legend(fontsize=7)
-    else:
-        sc = axes[2].scatter(tp[:, 0], tp[:, 1], c=np.log10(err_gpt), cmap="magma", s=18)
-        axes[2].scatter(sel[:, 0], sel[:, 1], marker="+", c="cyan", s=40)
+    else:  # two parameters, or Klein-Gordon's box seen along (beta, gamma), where the corner jumps live
+        i, j = (1, 2) if name == "klein_gordon" else (0, 1)
+        sc = axes[2].scatter(tp[:, i], tp[:, j], c=np.log10(err_gpt), cmap="magma", s=18)
+        axes[2].scatter(sel[:, i], sel[:, j], marker="+", c="cyan", s=40)
         fig.colorbar(sc, ax=axes[2], label="log10 rel L2 (GPT)")
-        axes[2].set(xlabel=module.problem.parameter_names[0], ylabel=module.problem.parameter_names[1])
+        axes[2].set(xlabel=module.problem.parameter_names[i], ylabel=module.problem.parameter_names[j])
     axes[2].set_title(f"test-set error ({main}); GPT mean {err_gpt.mean():.2e}", fontsize=9)
     pts = module.point_sets["pde"]
     axes[3].scatter(pts[:, 0], pts[:, 1], s=1, c="0.8")
@@ -282,8 +296,9 @@ def main() -> None:
     parser.add_argument("--save", default=None, help="folder for the greedy stage's checkpoints (the banks)")
     parser.add_argument("--load", action="store_true", help="skip the greedy stage: load the banks from --save "
                         "(<save>/<pde>.ckpt, e.g. the last.ckpt of `lpde fit --config configs/gptpinn/<pde>.yaml`)")
-    parser.add_argument("--test-set", choices=("log", "uniform"), default="log",
-                        help="Burgers nu / Allen-Cahn lam log-uniform (default) or uniform (the papers' sets)")
+    parser.add_argument("--test-set", choices=("log", "uniform", "box"), default="log",
+                        help="Burgers nu / Allen-Cahn lam log-uniform (default) or uniform (the papers' sets); "
+                        "box: Klein-Gordon over its whole parameter box (default: beta = 0, gamma = 1)")
     parser.add_argument("--solver-steps", type=int, default=None,
                         help="iterations of the module's online solver (default: the bank's own solver_steps)")
     parser.add_argument("--out", default="gptpinn.json", help="file name under benchmarks/results/")

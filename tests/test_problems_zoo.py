@@ -125,7 +125,9 @@ def test_allen_cahn_reference_grid(isolated_cache):
 
 
 # -- hard constraints -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("problem", [KleinGordon(alpha=-2, beta=0.5, gamma=0.5), Helmholtz(a1=2)], ids=repr)
+@pytest.mark.parametrize("problem", [KleinGordon(alpha=-2, beta=0.5, gamma=0.5),
+                                     KleinGordon(alpha=-1.3, beta=0.9, gamma=0.2, corner_singularity=True),
+                                     Helmholtz(a1=2)], ids=repr)
 def test_hard_constraint_satisfies_its_conditions_for_any_network(problem):
     torch.manual_seed(0)
     mlp = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
@@ -315,6 +317,39 @@ def test_klein_gordon_reference_converges_under_refinement():
     # at least second order: the data are not second-order compatible at the corners (module docstring)
     assert errors[0] > 3 * errors[1] > 9 * errors[2]
     assert errors[2] < 2e-4
+
+
+def test_klein_gordon_singular_part_carries_the_corner_jump_of_the_reference():
+    """At (-2, 1, 0) the data ask u_tt(-1, 0) = 1 where the PDE gives 3: the reference's u_tt drops by 2 across the
+    characteristic from (-1, 0); after the singular part is subtracted it runs on smoothly."""
+    problem = KleinGordon(alpha=-2.0, beta=1.0, gamma=0.0)
+    assert problem.corner_jumps() == (-2.0, 0.0)
+    t = np.linspace(0.0, 1.0, 401)
+    x, u = klein_gordon_method_of_lines(-2.0, 1.0, 0.0, 400, t)
+    i = int(np.argmin(abs(x + 0.5)))
+    singular = problem.singular_part(torch.tensor(np.stack([np.full_like(t, x[i]), t], 1))).numpy()[:, 0]
+    crossing = (x[i] + 1) / math.sqrt(2)
+
+    def jump(v):  # mean u_tt just after the crossing minus just before (the method of lines smears it a little)
+        u_tt = (v[2:] - 2 * v[1:-1] + v[:-2]) / (t[1] - t[0]) ** 2
+        mean = lambda lo, hi: u_tt[(t[1:-1] > crossing + lo) & (t[1:-1] < crossing + hi)].mean()  # noqa: E731
+        return mean(0.03, 0.06) - mean(-0.06, -0.03)
+
+    assert -2.2 < jump(u[i]) < -1.7
+    assert abs(jump(u[i] - singular)) < 0.15
+
+
+def test_klein_gordon_singular_part_vanishes_where_the_data_are_compatible():
+    x = KleinGordon().domain.sample(64, torch.Generator().manual_seed(0))
+    n = torch.sin(3 * x[:, :1] + x[:, 1:2])
+    for alpha in (-1.0, -1.7):
+        problem = KleinGordon(alpha=alpha, beta=0.0, gamma=1.0, corner_singularity=True)
+        assert problem.corner_jumps() == (0.0, 0.0) and not problem.singular_part(x).any()
+        expected = x[:, :1] * torch.cos(x[:, 1:2]) + torch.tanh(x[:, 1:2]) ** 2 * (1 - x[:, :1] ** 2) * n
+        torch.testing.assert_close(problem.hard_constraint(x, n), expected)
+    assert KleinGordon(alpha=-1.5, beta=0.5, gamma=0.25).corner_jumps() == (-1.25, -0.25)
+    with pytest.raises(ValueError, match="KleinGordon: corner_singularity must be true or false, got 'yes'"):
+        KleinGordon(corner_singularity="yes")
 
 
 def test_klein_gordon_evaluation_grid_uses_the_cached_reference(isolated_cache, monkeypatch):
