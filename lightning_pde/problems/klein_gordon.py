@@ -110,10 +110,11 @@ class KleinGordon(Problem):
     def singular_part(self, x: Tensor) -> Tensor:
         """The part of the solution that is not smooth, (N, 1): the corner jumps carried along the characteristics
         and their reflections, as a sum of waves J f(t - d / c) with f(s) = tanh(max(s, 0))^2 / 2 (f''(0+) = 1)
-        and c = sqrt(-alpha). Each wave solves u_tt + alpha u_xx = 0 exactly, and the lower-order terms of the
-        PDE do not change a jump of second derivatives along a characteristic; the reflected waves keep the sum
-        zero on the boundary it reflects from. d is the distance travelled from the corner; a wave that has left
-        t in [0, t_end] is left out. Zero at beta = 0, gamma = 1."""
+        and c = sqrt(-alpha). Each wave solves u_tt + alpha u_xx = 0 exactly; the lower-order terms of the PDE are
+        taken not to change a second-derivative jump along a characteristic (checked against the method-of-lines
+        reference across the first characteristic; tested). Each reflected wave cancels the one before it on the
+        wall it leaves. d is the distance travelled since the corner; waves that would start after t_end are
+        left out. Zero at beta = 0, gamma = 1."""
         xs, t = x[:, :1], x[:, 1:2]
         left, right = self.corner_jumps()
         total = torch.zeros_like(t)
