@@ -223,9 +223,11 @@ def test_clear_errors():
     assert ForwardLaplacian().init_args == {}
 
 
-@pytest.mark.parametrize("problem", [Burgers(), Poisson2D(), KleinGordon(), KleinGordon(alpha=-2, beta=1, gamma=0, corner_singularity=True),
+@pytest.mark.parametrize("problem", [Burgers(), Poisson2D(), KleinGordon(),
+                                     KleinGordon(alpha=-2, beta=1, gamma=0, corner_singularity=True),
                                      Helmholtz(), Heat(dim=3)],
-                         ids=lambda p: p.name + ("" if getattr(p, "beta", 0) == 0 else "_singular"))
+                         ids=lambda p: p.name + ("_corner_singularity" if getattr(p, "corner_singularity", False)
+                                                 else ""))
 @pytest.mark.parametrize("engine", [ForwardLaplacian(), SinglePass()], ids=lambda e: type(e).__name__)
 def test_hard_constraint_transforms_compose_with_the_forward_propagation(problem, engine):
     """u = g(x) + d(x) n: value, every first and pure second derivative and the spatial Laplacian equal reverse mode
