@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import time
@@ -33,6 +32,7 @@ from torch import Tensor
 
 from lightning_pde.derivatives import Autograd, DerivativeEngine, Fields, Forward, ForwardLaplacian
 from lightning_pde.nn import MLP
+from provenance import stamp
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: --tables names -> keys of the results file
@@ -140,8 +140,7 @@ def main() -> None:
     output = Path(options.output)
     kept = json.loads(output.read_text()) if output.exists() and set(options.tables) != set(TABLES) else {}
     run = {"laplacian": laplacians, "time_derivatives": time_derivatives, "heat_residual": heat}
-    report = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "dtype": "float32", "width": options.width, "depth": options.depth,
+    report = {**stamp(), "dtype": "float32", "width": options.width, "depth": options.depth,
               "repeats": options.repeats, "chunk_size": options.chunk_size,
               "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               **{key: run[key] if table in options.tables else kept.get(key, [])

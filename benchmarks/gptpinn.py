@@ -28,6 +28,7 @@ from lightning_pde.problems import AllenCahn, Burgers, Helmholtz, KleinGordon
 from lightning_pde.reference import cole_hopf_burgers
 from lightning_pde.reference.allen_cahn import allen_cahn_spectral
 from lightning_pde.reference.klein_gordon import klein_gordon_reference
+from provenance import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -305,7 +306,7 @@ def main() -> None:
         parser.error(f"--test-set box is for --pde klein_gordon only, got {args.pde}")
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
     (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
-    results = {"threads": torch.get_num_threads(), "args": vars(args), "pdes": []}
+    results = {**stamp(), "args": vars(args), "pdes": []}
     path = ROOT / "benchmarks" / "results" / args.out
     for name in args.pde:
         results["pdes"].append(run(name, args.neurons, args.steps, args.lbfgs, args.n_test, args.exact_neurons,

@@ -25,7 +25,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from provenance import stamp
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS.parent
@@ -364,9 +364,7 @@ def main() -> None:
                           f"other load during the run {run['background_load_during_run']:.0%}", flush=True)
 
     report = {
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": N_CPUS,
-                    "python": platform.python_version()},
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": options.quick, "threads": options.threads,
+        **stamp(options.threads), "quick": options.quick,
         "seed": options.seed, "steps": {p: steps[p] for p in options.problems}, "probe_every": probe_every,
         "quiet_threshold": options.quiet_threshold,
         "versions": versions, "problems": options.problems, "libraries": options.libraries,

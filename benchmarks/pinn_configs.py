@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 from pathlib import Path
 
 import torch
 
 from lightning_pde.demo import fit_and_score
+from provenance import stamp
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,8 +36,7 @@ def main() -> None:
         result.update(config=config, threads=threads)
         result.pop("checkpoint"), result.pop("picture")
         rows.append(result)
-    report = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "threads": threads, "results": rows}
+    report = {**stamp(threads), "results": rows}
     Path(options.output).parent.mkdir(parents=True, exist_ok=True)
     Path(options.output).write_text(json.dumps(report, indent=2))
     print(f"\n{'config':34s} {'rel L2':>10s} {'residual':>10s} {'fit s':>8s} {'steps':>7s} threads")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
+from provenance import stamp
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -214,8 +214,7 @@ def main() -> None:
                 r["time_ratio_vs_fp32"] = base["seconds_per_step"] / r["seconds_per_step"]
                 r["error_ratio_vs_fp32"] = r["rel_l2"] / base["rel_l2"]
     timing = engine_timing() if options.accelerator == "cpu" else None  # a CPU timing; skipped on a GPU run
-    report = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__, "threads": threads,
-              "overrides": options.set, "results": rows, "heat100_engine_step_seconds": timing}
+    report = {**stamp(threads), "overrides": options.set, "results": rows, "heat100_engine_step_seconds": timing}
     Path(options.output).parent.mkdir(parents=True, exist_ok=True)
     Path(options.output).write_text(json.dumps(report, indent=2))
     print(f"\n{'problem':10s} {'variant':10s} {'rel L2':>9s} {'x FP32':>7s} {'float inf':>9s} {'INT8 PTQ':>9s} "

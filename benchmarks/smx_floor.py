@@ -28,6 +28,7 @@ from lightning_pde import registry
 from lightning_pde.cli import LPDECLI
 from lightning_pde.nn.tt_linear import TTLinear
 from lightning_pde.quant import SMXFakeQuant
+from provenance import stamp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,8 +113,8 @@ def main() -> None:
     rows["INT8, first layer float"] = relative_l2(quantized(model, 8, 8, skip=(0,)), grid)
     rows["INT8, last layer float"] = relative_l2(quantized(model, 8, 8, skip=(-1,)), grid)
     rows["INT8, prediction smoothed (K = 32 pairs)"] = relative_l2(quantized(model, 8, 8), grid, pairs=32)
-    report = {"config": options.config, "steps": options.steps, "fit_seconds": fit_seconds, "threads": 1,
-              "torch": torch.__version__, "rel_l2": rows}
+    report = {**stamp(1), "config": options.config, "steps": options.steps, "fit_seconds": fit_seconds,
+              "rel_l2": rows}
     Path(options.output).parent.mkdir(parents=True, exist_ok=True)
     Path(options.output).write_text(json.dumps(report, indent=2))
     print(f"\n{options.config}, {options.steps} steps (fit {fit_seconds:.0f} s, 1 thread)")

@@ -21,6 +21,7 @@ from lightning_pde.derivatives import Autograd, Stein
 from lightning_pde.modules import PINN
 from lightning_pde.nn import MLP
 from lightning_pde.problems import Poisson2D
+from provenance import stamp
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -64,7 +65,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     runs = {mode: train(mode, options.steps, options.samples) for mode in ("autograd", "plain", "debias")}
     Path(options.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(options.output).write_text(json.dumps({"threads": threads, "torch": torch.__version__, "steps": options.steps,
+    Path(options.output).write_text(json.dumps({**stamp(threads), "steps": options.steps,
                                                 "samples": options.samples, "runs": runs}, indent=2))
     print(f"\n{'step':>6s} " + " ".join(f"{m:>10s}" for m in runs))
     for i, row in enumerate(runs["autograd"]):
