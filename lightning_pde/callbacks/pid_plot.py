@@ -7,6 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_pde.spec import Configurable
 from lightning_pde.validation import nonempty_str, positive_int
@@ -60,22 +61,31 @@ class PIDSamplePlot(pl.Callback, Configurable):
     """At the end of fitting (rank 0), draw samples with ``module.sample`` and save :func:`plot_samples`' picture.
 
     Args:
-        path: where to save the PNG.
+        path: where to save the PNG; a relative path is under the run's log directory (``trainer.log_dir``), so a
+            run never writes into the working directory.
         n_samples: samples drawn (vectors; fields show at most 6).
         seed: seed of the sample noise.
     """
 
-    def __init__(self, path: str = "pid_samples.png", n_samples: int = 2000, seed: int = 0) -> None:
+    def __init__(self, path: str = "samples.png", n_samples: int = 2000, seed: int = 0) -> None:
         self.path = nonempty_str("PIDSamplePlot", "path", path)
         self.n_samples = positive_int("PIDSamplePlot", "n_samples", n_samples)
         self.seed = seed
+        #: where the last picture was written (None until fit has ended on rank 0)
+        self.written: Path | None = None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        # trainer.log_dir is a broadcast under DDP: every rank asks for it, before rank 0 goes on alone
+        log_dir = trainer.log_dir
         if not trainer.is_global_zero or not hasattr(pl_module, "sample"):
             return
+        path = Path(self.path)
+        if not path.is_absolute():
+            path = Path(log_dir or trainer.default_root_dir) / path
         samples = pl_module.sample(self.n_samples, generator=torch.Generator().manual_seed(self.seed))
         reference = getattr(trainer.datamodule, "val", None) if trainer.datamodule is not None else None
-        plot_samples(samples, reference, self.path, title=type(pl_module).__name__)
+        self.written = plot_samples(samples, reference, path, title=type(pl_module).__name__)
+        rank_zero_info(f"PIDSamplePlot: wrote {self.written}")
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -26,11 +26,18 @@ TEACHER_METHODS = ("denoise", "to_data", "data_shape", "sigma_data")
 
 def resolve_teacher(owner: str, teacher: Any) -> nn.Module:
     """A teacher from a checkpoint path, a spec or an object; checks it has the teacher interface."""
+    if teacher is None:
+        # No default teacher file: a path that depends on the working directory would pick up whatever an earlier
+        # run left there. The teacher run prints its checkpoint path; the user hands it over explicitly.
+        raise ValueError(f"{owner}: no teacher given: pass a teacher checkpoint with --model.teacher=PATH (the "
+                         f"path `lpde fit --config configs/pid/poisson_teacher.yaml` prints at the end), or a "
+                         f"denoiser such as GaussianMixtureDenoiser")
     if isinstance(teacher, (str, Path)):
         path = Path(teacher)
         if not path.is_file():
             raise FileNotFoundError(f"{owner}: teacher checkpoint {str(path)!r} does not exist (train it first, "
-                                    f"e.g. `lpde fit --config configs/pid/poisson_teacher.yaml`)")
+                                    f"e.g. `lpde fit --config configs/pid/poisson_teacher.yaml`, and pass the "
+                                    f"checkpoint path it prints)")
         import lightning_pde
 
         teacher = lightning_pde.load(path, map_location="cpu")
@@ -78,7 +85,8 @@ class PIDStudent(pl.LightningModule):
 
     Args:
         teacher: a teacher checkpoint path (an :class:`EDMTeacher`), or a denoiser object/spec with ``denoise``,
-            ``to_data``, ``data_shape`` and ``sigma_data`` such as ``GaussianMixtureDenoiser``.
+            ``to_data``, ``data_shape`` and ``sigma_data`` such as ``GaussianMixtureDenoiser``. Required: None is
+            an error that says how to pass one (there is no default file).
         backbone: the network F; default: a copy of the teacher's network with its weights (as PID does), or an
             ``MLPBackbone`` for an analytic vector teacher.
         data_shape: expected shape of one sample; checked against the teacher's (optional).
@@ -93,7 +101,7 @@ class PIDStudent(pl.LightningModule):
         seed: seed of the noise stream.
     """
 
-    def __init__(self, teacher: str | nn.Module | dict, backbone: nn.Module | None = None,
+    def __init__(self, teacher: str | nn.Module | dict | None = None, backbone: nn.Module | None = None,
                  data_shape: list[int] | None = None, n_grid: int = 64, sigma_min: float = 0.002,
                  sigma_max: float = 80.0, rho: float = 7.0, distance: str = "l2", batch_size: int = 256,
                  lr: float = 1e-3, cosine: bool = False, seed: int = 0) -> None:

@@ -1,6 +1,7 @@
 """PIDDM (Zhang & Zou, arXiv 2505.22391): a one-step student distilled from a diffusion teacher over joint PDE fields
 (a, u), trained on teacher ODE outputs plus the PDE residual of its own samples; forward and inverse problems by
-latent optimisation with observation masks (the paper's Eq. 8 and Algorithm 3, as described in notes/pid.md)."""
+latent optimisation with observation masks (the paper's Eq. 8 and Algorithm 3; the paper's code is not public, so
+the method follows the ICLR 2026 reviews that quote them: docs/pid.md, "Sources")."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class PIDDM(PIDStudent):
         refresh_every: draw new pairs every this many epochs (0: never).
     """
 
-    def __init__(self, teacher: str | nn.Module | dict, backbone: nn.Module | None = None,
+    def __init__(self, teacher: str | nn.Module | dict | None = None, backbone: nn.Module | None = None,
                  data_shape: list[int] | None = None, lam: float = 1.0, lam_warmup: int = 0,
                  parametrization: str = "denoiser", residual: str = "poisson",
                  n_pairs: int = 2000, teacher_steps: int = 18, refresh_every: int = 0, sigma_min: float = 0.002,
