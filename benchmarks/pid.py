@@ -1,10 +1,17 @@
 """PID / PIDDM benchmark: trains the configs/pid set through the CLI (timed), then measures teacher quality at
 several Heun step counts, one-step student quality, sampling times, PDE residuals and the forward problem.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py            # train what is missing, then evaluate
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --retrain  # train every config again
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --output benchmarks/results/pid.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --workdir /tmp/pid        # keep the trained runs there
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --reuse /tmp/pid          # score those runs again
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --reuse /tmp/pid --images docs/images  # the README's pictures
 
-Writes benchmarks/results/pid.json and prints a table. Checkpoints go to checkpoints/pid/.
+Every invocation trains into a directory of its own (by default a temporary one, removed at the end), so the numbers
+are always those of checkpoints this code just trained: nothing is picked up from an earlier run or from the working
+directory. The students get the teacher they distil as ``--model.teacher=PATH``, the path the teacher run wrote.
+``--workdir DIR`` keeps the runs (DIR must be new or empty) and records their checkpoints in DIR/checkpoints.json;
+``--reuse DIR`` scores the checkpoints recorded there instead of training. Prints a table; writes the JSON (with
+commit, machine and threads) only to ``--output`` and pictures only to ``--images``.
 """
 
 from __future__ import annotations
@@ -12,21 +19,71 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from provenance import stamp
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ["mixture_pid", "mixture_teacher", "poisson_teacher", "poisson_pid", "poisson_piddm"]
+#: students that distil the learned Poisson teacher
+STUDENTS = ("poisson_pid", "poisson_piddm")
+MANIFEST = "checkpoints.json"
 
 
-def train(name: str) -> float:
-    from lightning_pde.cli import main
+def train(name: str, root: Path, extra: list[str]) -> tuple[Path, float]:
+    """Fit configs/pid/<name>.yaml with every output under `root`; returns its last checkpoint and the seconds the
+    whole CLI run took (parsing, data, fit)."""
+    from lightning_pde import registry
+    from lightning_pde.cli import LPDECLI
 
+    registry.load_all()
     start = time.perf_counter()
-    main(["fit", "--config", str(ROOT / "configs" / "pid" / f"{name}.yaml"), "--trainer.enable_progress_bar=false"])
-    return time.perf_counter() - start
+    cli = LPDECLI(run=False, args=["--config", str(ROOT / "configs" / "pid" / f"{name}.yaml"),
+                                   "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={root}",
+                                   *extra])
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    seconds = time.perf_counter() - start
+    callback = cli.trainer.checkpoint_callback
+    path = (callback.last_model_path or callback.best_model_path) if callback is not None else ""
+    if not path:
+        raise RuntimeError(f"benchmarks/pid.py: {name} wrote no checkpoint under {root}")
+    return Path(path), seconds
+
+
+def train_all(workdir: Path, names: list[str] = CONFIGS,
+              extra: dict[str, list[str]] | None = None) -> tuple[dict[str, str], dict[str, float]]:
+    """Train `names` in order, each under workdir/<name>, the students from the teacher trained here; record the
+    checkpoints in workdir/checkpoints.json. `extra` adds command-line overrides per config (tests shrink them)."""
+    checkpoints: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for name in names:
+        args = list((extra or {}).get(name, []))
+        if name in STUDENTS:
+            if "poisson_teacher" not in checkpoints:
+                raise ValueError(f"benchmarks/pid.py: {name} distils poisson_teacher, which is not trained before it")
+            args.append(f"--model.teacher={checkpoints['poisson_teacher']}")
+        path, seconds[name] = train(name, workdir / name, args)
+        checkpoints[name] = str(path)
+        print(f"trained {name} in {seconds[name]:.1f} s: {path}", flush=True)
+    (workdir / MANIFEST).write_text(json.dumps(checkpoints, indent=2))
+    return checkpoints, seconds
+
+
+def recorded_checkpoints(workdir: Path) -> dict[str, str]:
+    """The checkpoints an earlier ``--workdir`` run recorded; every config's must be there."""
+    manifest = workdir / MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"--reuse {workdir}: no {MANIFEST} (written by `benchmarks/pid.py --workdir DIR`)")
+    checkpoints = json.loads(manifest.read_text())
+    missing = [name for name in CONFIGS if not Path(checkpoints.get(name, "")).is_file()]
+    if missing:
+        raise FileNotFoundError(f"--reuse {workdir}: no checkpoint for {missing} (recorded: {checkpoints})")
+    return checkpoints
 
 
 def timed(fn, repeats: int = 3):
@@ -45,10 +102,10 @@ def swd(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(metric.compute())
 
 
-def mixture(results: dict) -> None:
+def mixture(results: dict, checkpoints: dict[str, str]) -> None:
     import lightning_pde
 
-    student = lightning_pde.load(ROOT / "checkpoints" / "pid" / "mixture_pid.ckpt")
+    student = lightning_pde.load(checkpoints["mixture_pid"])
     teacher = student.teacher
     data = teacher.sample_data(4000, torch.Generator().manual_seed(123))
     rows = {}
@@ -58,7 +115,7 @@ def mixture(results: dict) -> None:
     samples, seconds = timed(lambda: student.sample(4000, generator=torch.Generator().manual_seed(7)))
     rows["pid_student"] = {"swd": swd(samples, data), "nfe": 1, "seconds": seconds}
     # The learned EDM teacher of configs/pid/mixture_teacher.yaml (the student's MLP size), Heun 35 and 18.
-    learned = lightning_pde.load(ROOT / "checkpoints" / "pid" / "mixture_teacher.ckpt")
+    learned = lightning_pde.load(checkpoints["mixture_teacher"])
     for steps in (18, 35):
         samples, seconds = timed(lambda: learned.sample(4000, steps, torch.Generator().manual_seed(7)))
         rows[f"learned_teacher_heun{steps}"] = {"swd": swd(samples, data), "nfe": 2 * steps - 1,
@@ -75,7 +132,7 @@ def moments(samples: torch.Tensor, data: torch.Tensor) -> dict:
             "smse": float(((samples.std(0) - data.std(0)) ** 2).mean() / data.var(0).mean())}
 
 
-def poisson(results: dict) -> None:
+def poisson(results: dict, checkpoints: dict[str, str]) -> None:
     import lightning_pde
     from lightning_pde.data import PoissonFields
     from lightning_pde.data.poisson_fields import relative_residual, solve_poisson
@@ -83,9 +140,9 @@ def poisson(results: dict) -> None:
     data = PoissonFields(n=16, n_train=4000, n_val=500)
     data.setup()
     reference = data.val
-    teacher = lightning_pde.load(ROOT / "checkpoints" / "pid" / "poisson_teacher.ckpt")
-    pid = lightning_pde.load(ROOT / "checkpoints" / "pid" / "poisson_pid.ckpt")
-    piddm = lightning_pde.load(ROOT / "checkpoints" / "pid" / "poisson_piddm.ckpt")
+    teacher = lightning_pde.load(checkpoints["poisson_teacher"])
+    pid = lightning_pde.load(checkpoints["poisson_pid"])
+    piddm = lightning_pde.load(checkpoints["poisson_piddm"])
     rows = {"data": {"residual": float(relative_residual(reference.double()).mean())}}
 
     def score(samples, seconds, nfe):
@@ -115,24 +172,61 @@ def poisson(results: dict) -> None:
     results["poisson"] = rows
 
 
+def draw_images(checkpoints: dict[str, str], directory: Path) -> list[Path]:
+    """The pictures docs/images/pid_*.png shows: what each config's PIDSamplePlot draws at the end of its run (2000
+    samples, seed 0, over the config's validation data)."""
+    import lightning_pde
+    from lightning_pde.callbacks.pid_plot import plot_samples
+    from lightning_pde.data import GaussianMixture2D, PoissonFields
+
+    pictures = {"mixture_pid": ("pid_mixture.png", GaussianMixture2D(n_val=4000)),
+                "poisson_pid": ("pid_poisson_pid.png", PoissonFields(n=16, n_val=500)),
+                "poisson_piddm": ("pid_poisson_piddm.png", PoissonFields(n=16, n_val=500))}
+    written = []
+    for name, (filename, data) in pictures.items():
+        module = lightning_pde.load(checkpoints[name])
+        samples = module.sample(2000, generator=torch.Generator().manual_seed(0))
+        reference = data.generate(data.n_val, data.seed + 1)  # the data module's validation set
+        written.append(plot_samples(samples, reference, directory / filename, title=type(module).__name__))
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--retrain", action="store_true", help="train every config again")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "pid.json"))
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workdir", type=Path, default=None,
+                       help="train into this new or empty directory and keep it (default: a temporary one)")
+    where.add_argument("--reuse", type=Path, default=None,
+                       help="score the checkpoints an earlier --workdir run recorded there instead of training")
+    parser.add_argument("--output", type=Path, default=None, help="write the results JSON here")
+    parser.add_argument("--images", type=Path, default=None, help="draw the PID pictures into this directory")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    results: dict = {"threads": torch.get_num_threads(), "train_seconds": {}}
-    for name in CONFIGS:
-        if args.retrain or not (ROOT / "checkpoints" / "pid" / f"{name}.ckpt").is_file():
-            ckpt = ROOT / "checkpoints" / "pid" / f"{name}.ckpt"
-            ckpt.unlink(missing_ok=True)
-            results["train_seconds"][name] = train(name)
-            print(f"trained {name} in {results['train_seconds'][name]:.1f} s", flush=True)
-    results["train_seconds_total"] = sum(results["train_seconds"].values())
-    mixture(results)
-    poisson(results)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2))
+    results: dict = {**stamp(torch.get_num_threads()), "train_seconds": {}}
+    temporary = None
+    if args.reuse is not None:
+        checkpoints = recorded_checkpoints(args.reuse)
+        results["reused"] = str(args.reuse)
+    else:
+        if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+            parser.error(f"--workdir {args.workdir} is not empty; give a new directory (or --reuse it)")
+        workdir = args.workdir or Path(temporary := tempfile.mkdtemp(prefix="lpde-pid-benchmark-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        checkpoints, results["train_seconds"] = train_all(workdir)
+        results["train_seconds_total"] = sum(results["train_seconds"].values())
+    try:
+        mixture(results, checkpoints)
+        poisson(results, checkpoints)
+        if args.images is not None:
+            for path in draw_images(checkpoints, args.images):
+                print(f"wrote {path}")
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.output}")
     print(f"threads {results['threads']}; training seconds {results['train_seconds']}")
     for section in ("mixture", "poisson"):
         print(f"\n{section}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,3 +111,37 @@ def test_pid_ddp_on_two_cpu_processes_with_the_configs_callbacks(tmp_path):
     (log_dir,) = (tmp_path / "runs").rglob("version_*")
     assert (log_dir / "samples.png").is_file() and (log_dir / "checkpoints" / "mixture_pid.ckpt").is_file()
     assert not list(cwd.iterdir())
+
+
+def load_benchmark():
+    """benchmarks/pid.py as a module (benchmarks are scripts that import their neighbours by name)."""
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("pid_benchmark", ROOT / "benchmarks" / "pid.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_pid_benchmark_trains_into_its_own_directory_and_hands_the_teacher_over(tmp_path, cwd):
+    # It used to score whatever checkpoints/pid/*.ckpt it found, e.g. a tutorial's, and overwrite a committed JSON.
+    benchmark = load_benchmark()
+    work = tmp_path / "work"
+    tiny = {"poisson_teacher": [*TINY_FIELDS, "--model.init_args.backbone.init_args.width=8",
+                                "--model.init_args.sample_steps=3"],
+            "poisson_pid": [*TINY_FIELDS, "--model.init_args.batch_size=4", "--model.init_args.n_grid=4"]}
+    checkpoints, seconds = benchmark.train_all(work, names=["poisson_teacher", "poisson_pid"], extra=tiny)
+    assert set(seconds) == set(checkpoints) == {"poisson_teacher", "poisson_pid"}
+    assert all(Path(path).is_relative_to(work / name) for name, path in checkpoints.items())
+    assert json.loads((work / "checkpoints.json").read_text()) == checkpoints
+    teacher, student = (lightning_pde.load(checkpoints[name]) for name in ("poisson_teacher", "poisson_pid"))
+    for key, value in teacher.state_dict().items():  # the student distilled the teacher trained in this run
+        torch.testing.assert_close(student.teacher.state_dict()[key], value, rtol=0, atol=0)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint for \['mixture_pid', 'mixture_teacher'"):
+        benchmark.recorded_checkpoints(work)  # --reuse needs every config's checkpoint
+    with pytest.raises(ValueError, match="poisson_pid distils poisson_teacher, which is not trained before it"):
+        benchmark.train_all(tmp_path / "other", names=["poisson_pid"])
