@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import jvp, vmap
 
 from lightning_pde.derivatives.autograd import AutogradFields
 from lightning_pde.derivatives.base import DerivativeEngine, Fields, Network
@@ -80,6 +81,31 @@ def linear(h: Tensor, jacobian: Tensor, laplacian: Tensor, weight: Tensor,
     normalisation, stays shared, so the first layer costs one (d, in) x (in, out) product.
     """
     return F.linear(h, weight, bias), F.linear(jacobian, weight), F.linear(laplacian, weight)
+
+
+def layer_linear(layer: nn.Module, h: Tensor, jacobian: Tensor, laplacian: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The rule of :func:`linear` for an affine layer module that may compute in quantized numbers (an
+    :class:`~lightning_pde.quant.SMXLinear`, a TTLinear with SMX hooks): z = layer(h), computed as the layer computes
+    it, and the derivative streams mapped by the layer's own derivative, ``torch.func.jvp`` along each stream, which is
+    straight through its rounding, as reverse mode and the Forward engine see it. Taking ``layer.weight`` instead
+    would propagate the float weights past the quantizer. One vectorised jvp carries every stream.
+
+    Shapes as :func:`linear`; the Jacobian and second-order part come back with N rows even when given shared.
+
+    Raises:
+        NotImplementedError: when the layer cannot be differentiated by ``torch.func`` (naming it).
+    """
+    n, width = h.shape[0], h.shape[1]
+    streams = torch.cat([jacobian.expand(n, *jacobian.shape[1:]),
+                         laplacian.expand(n, *laplacian.shape[1:]).reshape(n, -1, width)], dim=1)  # (N, k, in)
+    try:
+        z, dz = vmap(lambda t: jvp(layer, (h,), (t,)), in_dims=1, out_dims=(None, 1))(streams)
+    except RuntimeError as error:
+        raise NotImplementedError(f"forward Laplacian: the quantized layer {type(layer).__name__} cannot be "
+                                  f"differentiated by torch.func ({error}); use the Autograd or Stein engine") from error
+    d = jacobian.shape[1]
+    second = dz[:, d:] if laplacian.dim() == 3 else dz[:, d]
+    return z, dz[:, :d], second
 
 
 def elementwise(name: str, z: Tensor, jacobian: Tensor, laplacian: Tensor,
@@ -209,6 +235,10 @@ class ForwardLaplacian(DerivativeEngine):
     """
 
     fields_class: type[ForwardLaplacianFields] = ForwardLaplacianFields
+
+    def rows_per_point(self, n_inputs: int) -> int:
+        # the value, the Jacobian's n_inputs streams and the Laplacian, plus the reverse-mode forward for u
+        return 3 + n_inputs
 
     def __init__(self) -> None:
         pass

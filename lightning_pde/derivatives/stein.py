@@ -75,9 +75,21 @@ class SteinFields(Fields):
             if e.diffquant:
                 base, (plus, minus) = self._diffquant(delta)
             else:
+                self._refuse_quantized()
                 base, (plus, minus) = naive_differences(self.net, self.x, [delta, -delta])
             self._evaluated = (base, delta, sigma.square(), plus - minus, plus + minus)
         return self._evaluated
+
+    def _refuse_quantized(self) -> None:
+        from lightning_pde.quant.base import has_quantized_layers
+
+        if isinstance(self.net, torch.nn.Module) and has_quantized_layers(self.net):
+            # x + delta quantized with a block scale set by |x| ~ 1 rounds delta ~ sigma away: the differences, and
+            # so every derivative, become quantization noise (INT8 SMX, sigma = 0.01: a Laplacian 10x off)
+            raise ValueError("Stein(diffquant=False) on a quantized network: quantizing x + delta rounds the "
+                             "perturbations away, so the derivatives are quantization noise; use "
+                             "Stein(diffquant=True), or an exact engine (Autograd, Forward, ForwardLaplacian, "
+                             "SinglePass)")
 
     def _diffquant(self, delta: Tensor) -> tuple[Tensor, list[Tensor]]:
         net = self.net
@@ -135,6 +147,9 @@ class Stein(DerivativeEngine):
     """
 
     fields_class = SteinFields
+
+    def rows_per_point(self, n_inputs: int) -> int:
+        return 2 * self.samples + 1
 
     def __init__(self, samples: int = 64, sigma: float = 0.01, time_sigma: float | None = None,
                  time_inputs: Sequence[str] = ("t",), diffquant: bool = False, debias: bool = False) -> None:

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from lightning_pde.derivatives.forward_laplacian import ELEMENTWISE, elementwise, input_selector, linear
+from lightning_pde.derivatives.forward_laplacian import (ELEMENTWISE, elementwise, input_selector, layer_linear,
+                                                         linear)
 from lightning_pde.nn.embeddings import Embedding
-from lightning_pde.quant.base import Quantizer
+from lightning_pde.quant.base import Quantizer, quantized
 from lightning_pde.spec import Configurable
 from lightning_pde.validation import integer_list
 
@@ -133,6 +134,16 @@ class MLP(nn.Module, Configurable):
         if self.embedding is not None:
             h, jacobian, laplacian = self.embedding.forward_laplacian(h, jacobian, laplacian, inputs)
         for layer in self.layers[:-1]:
-            h, jacobian, laplacian = elementwise(self.activation,
-                                                 *linear(h, jacobian, laplacian, layer.weight, layer.bias), inputs)
-        return linear(h, jacobian, laplacian, self.layers[-1].weight, self.layers[-1].bias)
+            h, jacobian, laplacian = elementwise(self.activation, *self._layer_laplacian(layer, h, jacobian, laplacian),
+                                                 inputs)
+        return self._layer_laplacian(self.layers[-1], h, jacobian, laplacian)
+
+    @staticmethod
+    def _layer_laplacian(layer: nn.Module, h: Tensor, jacobian: Tensor,
+                         laplacian: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # a quantized layer's weight attribute holds the float (master) weights: propagating with it would bypass
+        # the quantizer, so such a layer is differentiated as it computes
+        if quantized(layer):
+            return layer_linear(layer, h, jacobian, laplacian)
+        return linear(h, jacobian, laplacian, layer.weight, layer.bias)
+

@@ -55,3 +55,28 @@ def full_precision(module: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m in switched:
             m.quant_enabled = True
+
+
+def quantized(layer: nn.Module) -> bool:
+    """Whether the affine `layer` computes in quantized numbers now: an SMXLinear, or a TTLinear with quantizer hooks,
+    whose quantization is switched on (see :func:`full_precision`), or any layer other than a plain ``nn.Linear`` or
+    TTLinear (a brevitas QuantLinear, say). Its ``weight`` then holds float master weights that the layer does not
+    compute with."""
+    from lightning_pde.nn.tt_linear import TTLinear
+    from lightning_pde.quant.smx import SMXLinear
+
+    if type(layer) is nn.Linear:
+        return False
+    if isinstance(layer, SMXLinear):
+        return layer.quant_enabled
+    if isinstance(layer, TTLinear):
+        return any(hook is not None and getattr(hook, "quant_enabled", True)
+                   for hook in (layer.weight_quant, layer.input_quant))
+    return True
+
+
+def has_quantized_layers(module: nn.Module) -> bool:
+    """Whether any ``nn.Linear`` or TTLinear inside `module` is :func:`quantized`."""
+    from lightning_pde.nn.tt_linear import TTLinear
+
+    return any(isinstance(m, (nn.Linear, TTLinear)) and quantized(m) for m in module.modules())

@@ -43,3 +43,23 @@ def test_quantized_tt_network_from_config_option_trains():
     net(torch.rand(8, 2)).sum().backward()
     assert net.layers[1].weight_quant is not None
     assert all(p.grad is not None for p in net.layers[1].cores)
+
+
+def test_converted_layers_share_the_parameters_and_carry_second_derivatives():
+    from lightning_pde.derivatives import Forward
+    from lightning_pde.modules import PINN
+    from lightning_pde.problems import Poisson2D
+    from lightning_pde.quant import convert_layers
+
+    torch.manual_seed(0)
+    fp = MLP([32, 32], in_features=2, out_features=1)
+    net = copy.deepcopy(fp)
+    before = [id(p) for p in net.parameters()]
+    convert_layers(net, BrevitasQuantizer("smx"))
+    assert [id(p) for p in net.parameters()] == before  # an optimizer made before the conversion still trains them
+    x = torch.rand(32, 2)
+    laplacian = PINN(Poisson2D(), net, fused=False).fields(x).laplacian("u")
+    exact = PINN(Poisson2D(), fp, fused=False).fields(x).laplacian("u")
+    assert ((laplacian - exact).norm() / exact.norm()).item() < 0.05
+    with pytest.raises(ValueError, match="Forward engine"):  # torch.func cannot see through brevitas: said at once
+        PINN(Poisson2D(), net, derivatives=Forward(), fused=False)

@@ -33,7 +33,7 @@ def test_convert_module_swaps_layers_sharing_parameters():
 def test_trainer_fits_with_the_plugin(tmp_path):
     torch.manual_seed(0)
     model = PINN(Poisson2D(n_pde=16, n_boundary=8), TTMLP(hidden=[16, 16], tt_shapes=[None, [[4, 4], [4, 4]], None]),
-                 derivatives=Stein(samples=8), fused=False)
+                 derivatives=Stein(samples=8, diffquant=True), fused=False)
     from lightning_pde.data import CollocationDataModule
 
     trainer = pl.Trainer(max_steps=3, plugins=[SMXPrecision()], logger=False, enable_checkpointing=False,
@@ -43,3 +43,11 @@ def test_trainer_fits_with_the_plugin(tmp_path):
     trainer.fit(model, datamodule=CollocationDataModule(steps_per_epoch=3))
     assert isinstance(model.net.layers[0], SMXLinear)
     assert not torch.equal(first, model.net.layers[1].cores[0])
+
+
+def test_an_engine_that_cannot_serve_the_quantized_network_is_refused_before_training():
+    # Stein without DiffQuant rounds its perturbations away under SMX: the plugin re-checks the module's engine
+    model = PINN(Poisson2D(n_pde=16, n_boundary=8), TTMLP(hidden=[16, 16], tt_shapes=[None, [[4, 4], [4, 4]], None]),
+                 derivatives=Stein(samples=8), fused=False)
+    with pytest.raises(ValueError, match="diffquant=True"):
+        SMXPrecision().convert_module(model)

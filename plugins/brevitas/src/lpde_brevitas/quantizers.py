@@ -68,7 +68,7 @@ class BrevitasQuantizer(Quantizer):
     """Quantizer recipe (``model.net.quantizer``) built on brevitas quantization-aware training.
 
     :meth:`convert` turns an ``nn.Linear`` into a brevitas ``QuantLinear`` (weights by the recipe's weight
-    quantizer, inputs by its activation quantizer) carrying the Linear's trained values, and gives a TTLinear
+    quantizer, inputs by its activation quantizer) sharing the Linear's parameters, and gives a TTLinear
     brevitas ``QuantIdentity`` quantizers on its merged weight factors and contraction intermediates.
 
     Args:
@@ -89,9 +89,10 @@ class BrevitasQuantizer(Quantizer):
         if isinstance(layer, nn.Linear) and not isinstance(layer, QuantLinear):
             new = QuantLinear(layer.in_features, layer.out_features, bias=layer.bias is not None,
                               weight_quant=weight_quant, input_quant=act_quant, return_quant_tensor=False)
-            with torch.no_grad():
-                new.weight.copy_(layer.weight)
-                if layer.bias is not None:
-                    new.bias.copy_(layer.bias)
+            # the Linear's own Parameter objects, as SMXQuantizer does: a network converted after its optimizer was
+            # made (convert_layers, a precision plugin) must go on training the parameters the optimizer holds
+            new.weight = layer.weight
+            if layer.bias is not None:
+                new.bias = layer.bias
             return new
         return layer

@@ -23,8 +23,12 @@ class SMXPrecision(Precision):
         grad_bits: SMX element bits of gradients (the paper: 12), >= 2.
         block: square tile side (the paper: 4), >= 1.
 
+    Every derivative engine sees the quantized layers: the exact ones (Autograd, Forward, ForwardLaplacian,
+    SinglePass) differentiate straight through the rounding, Stein needs ``diffquant=True``.
+
     Raises:
-        ValueError: in `convert_module` when the model has no Linear or TTLinear layer to quantize.
+        ValueError: in `convert_module` when the model has no Linear or TTLinear layer to quantize, or when its
+            derivative engine cannot serve the quantized network (the module's ``check_conditions``).
     """
 
     precision = "32-true"
@@ -41,6 +45,11 @@ class SMXPrecision(Precision):
         if self.converted == 0:
             raise ValueError(f"SMXPrecision: the model ({type(module).__name__}) has no nn.Linear or TTLinear "
                              "layer to quantize")
+        # the module checked its derivative engine against the float network it was built with; check again, now,
+        # before training, against the quantized one (e.g. Stein without DiffQuant is refused)
+        check = getattr(module, "check_conditions", None)
+        if callable(check):
+            check()
         return module
 
     def state_dict(self) -> dict:
