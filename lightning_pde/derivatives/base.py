@@ -137,5 +137,12 @@ class DerivativeEngine(Configurable):
 
     fields_class: type[Fields]
 
+    def rows_per_point(self, n_inputs: int) -> int:
+        """About how many network rows (activations held at once, with their graph) the fields at one point with
+        `n_inputs` inputs cost, up to second derivatives along every input: what bounds the memory of scoring N
+        points at once (:class:`~lightning_pde.modules.PINN` chunks its validation by it). Default: reverse mode, one
+        forward pass, its backward and one more per input direction of second derivatives."""
+        return 2 + 2 * n_inputs
+
     def fields(self, net: Network, x: Tensor, input_names: Sequence[str], output_names: Sequence[str]) -> Fields:
         return self.fields_class(net, x, input_names, output_names)

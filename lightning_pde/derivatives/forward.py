@@ -169,5 +169,9 @@ class Forward(DerivativeEngine):
             raise ValueError(f"Forward: chunk_size must be None or an integer >= 1, got {chunk_size!r}")
         self.chunk_size = chunk_size
 
+    def rows_per_point(self, n_inputs: int) -> int:
+        # a jvp-of-jvp carries three tangent streams per direction, chunk_size directions at a time
+        return 1 + 3 * min(n_inputs, self.chunk_size or n_inputs)
+
     def fields(self, net: Network, x: Tensor, input_names: Sequence[str], output_names: Sequence[str]) -> Fields:
         return self.fields_class(net, x, input_names, output_names, chunk_size=self.chunk_size)

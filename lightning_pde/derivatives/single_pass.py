@@ -130,5 +130,9 @@ class SinglePass(DerivativeEngine):
     def __init__(self, second: Sequence[str] | None = None) -> None:
         self.second = None if second is None else name_list("SinglePass", "second", second, allow_empty=True)
 
+    def rows_per_point(self, n_inputs: int) -> int:
+        # the value, the Jacobian's n_inputs streams and up to n_inputs Hessian-diagonal streams
+        return 1 + 2 * n_inputs
+
     def fields(self, net: Network, x: Tensor, input_names: Sequence[str], output_names: Sequence[str]) -> Fields:
         return self.fields_class(net, x, input_names, output_names, second=self.second)

@@ -21,7 +21,7 @@ from lightning_pde.nn import MLP
 from lightning_pde.problems import Problem
 from lightning_pde import CHECKPOINT_CLASS_KEY
 from lightning_pde.spec import class_path, from_spec, to_spec
-from lightning_pde.validation import boolean, nonnegative_float
+from lightning_pde.validation import boolean, nonnegative_float, positive_int
 
 
 def checkpoint_hparams(hparams: dict[str, Any]) -> None:
@@ -54,6 +54,9 @@ class PINN(pl.LightningModule):
         compile: compile the loss with ``torch.compile`` (fused kernels; the first step pays the compilation, a few
             seconds). Needs the :class:`~lightning_pde.derivatives.SinglePass` engine, whose loss contains no
             ``torch.autograd.grad``, and residuals with first and pure second derivatives only.
+        evaluation_rows: network rows per chunk when scoring in validation and test: each batch of the evaluation
+            grid is scored in chunks of ``evaluation_rows // derivatives.rows_per_point(n_inputs)`` points (Stein:
+            2K + 1 rows a point), so their memory stays bounded whatever the size of the grid or of its batches.
         optimizer: optimizer factory (Lightning CLI ``OptimizerCallable``); default Adam with lr 1e-3.
         lr_scheduler: optional learning-rate scheduler factory (``LRSchedulerCallable``).
 
@@ -73,6 +76,7 @@ class PINN(pl.LightningModule):
         hard_constraints: bool = False,
         fused: bool = True,
         compile: bool = False,
+        evaluation_rows: int = 65536,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -129,18 +133,21 @@ class PINN(pl.LightningModule):
         self.register_buffer("input_center", center.float(), persistent=False)
         self.register_buffer("input_scale", inv_half_width.float(), persistent=False)
         self.compile_loss = boolean("PINN", "compile", compile)
+        self.evaluation_rows = positive_int("PINN", "evaluation_rows", evaluation_rows)
         if self.compile_loss and not isinstance(self.derivatives, SinglePass):
             raise ValueError(f"PINN: compile=True needs the SinglePass derivative engine (its loss has no "
                              f"torch.autograd.grad inside, which torch.compile cannot compile), got "
                              f"{type(self.derivatives).__name__}")
-        self._check_conditions()
+        self.check_conditions()
         self._compiled_losses: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
         self.val_rel_l2, self.test_rel_l2 = RelativeL2Error(), RelativeL2Error()
         self.val_residual, self.test_residual = PDEResidual(), PDEResidual()
 
-    def _check_conditions(self) -> None:
+    def check_conditions(self) -> None:
         """Evaluate every residual at two sample points, so that a residual asking for an unknown input or output
-        name, or an engine that cannot serve the problem, fails here at construction rather than at step one.
+        name, or an engine that cannot serve the problem or the network (Stein without DiffQuant on a quantized
+        network), fails here at construction rather than at step one; a precision plugin that converts the
+        network's layers (``SMXPrecision``) calls it again.
         With compile=True, a residual that SinglePass must take from reverse mode fails here too. A SinglePass engine
         without an explicit `second` is narrowed to the pure second derivatives the residuals ask for."""
         generator = torch.Generator().manual_seed(0)
@@ -151,7 +158,7 @@ class PINN(pl.LightningModule):
             try:
                 fields = self.derivatives.fields(self, points, self.problem.input_names, self.problem.output_names)
                 cond.residual(fields)
-            except (KeyError, ValueError, NotImplementedError) as error:
+            except (KeyError, ValueError, NotImplementedError, RuntimeError) as error:
                 message = error.args[0] if isinstance(error, KeyError) and error.args else error
                 raise ValueError(f"PINN: condition {name!r} of {self.problem.name} cannot be evaluated with the "
                                  f"{type(self.derivatives).__name__} engine: {message}") from error
@@ -291,12 +298,16 @@ class PINN(pl.LightningModule):
         if torch.is_inference_mode_enabled():
             raise RuntimeError("PINN: validation and test need gradients for the PDE residual; create the Trainer "
                                "with inference_mode=False (the lpde CLI does this by default)")
+        points, values = batch["points"], batch["values"]
+        # the metrics detach what they are given, so each chunk's graph is freed before the next one is built
+        chunk = max(1, self.evaluation_rows // self.derivatives.rows_per_point(points.shape[1]))
         with torch.enable_grad():
-            fields = self.fields(batch["points"])
-            rel_l2.update(fields.u, batch["values"].to(fields.u.dtype))
-            for cond in self.conditions.values():
-                if cond.kind == "pde":
-                    residual.update(cond.residual(fields))
+            for start in range(0, len(points), chunk):
+                fields = self.fields(points[start:start + chunk])
+                rel_l2.update(fields.u, values[start:start + chunk].to(fields.u.dtype))
+                for cond in self.conditions.values():
+                    if cond.kind == "pde":
+                        residual.update(cond.residual(fields))
         self.log(f"{stage}/rel_l2", rel_l2, prog_bar=stage == "val")
         self.log(f"{stage}/residual", residual)
 
