@@ -1,4 +1,4 @@
-"""Sample data sets for diffusion models and their distillation: the 2-D Gaussian mixture (DESIGN.md)."""
+"""Sample data sets for diffusion models and their distillation: the 2-D Gaussian mixture (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class SampleDataModule(pl.LightningDataModule):
 
 class GaussianMixture2D(SampleDataModule, ):
     """8 equal-weight isotropic Gaussians with means 2 (cos 2 pi k / 8, sin 2 pi k / 8) and standard deviation 0.1
-    (DESIGN.md). Samples are (N, 2). Arguments as in :class:`SampleDataModule`."""
+    (docs/design.md). Samples are (N, 2). Arguments as in :class:`SampleDataModule`."""
 
     data_shape = (2,)
 

@@ -1,4 +1,4 @@
-"""Joint (a, u) fields of the 2-D Poisson equation -Lap_h u = a on an n x n interior grid (DESIGN.md)."""
+"""Joint (a, u) fields of the 2-D Poisson equation -Lap_h u = a on an n x n interior grid (docs/design.md)."""
 
 from __future__ import annotations
 
