@@ -1,11 +1,15 @@
 """``make demo``: train the Burgers PINN of ``configs/pinn/burgers.yaml``, print its error and the picture's path.
 
-Run as ``python -m lightning_pde.demo [--config PATH] [--output DIR]``.
+Run as ``python -m lightning_pde.demo [--config PATH] [--output DIR] [--save-picture PNG]``. Everything the run
+writes goes under DIR (default: a new temporary directory, printed), never into the working directory; the
+README's picture of it is redrawn only when asked: ``--save-picture docs/images/burgers_pinn.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +35,8 @@ def fit_and_score(config: str | Path, output: str | Path, overrides: list[str] |
         "residual": scores["test/residual"],
         "fit_seconds": seconds,
         "steps": cli.trainer.global_step,
-        "checkpoint": cli.trainer.checkpoint_callback.best_model_path if cli.trainer.checkpoint_callback else None,
+        "checkpoint": (cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
+                       if cli.trainer.checkpoint_callback else None),
         "picture": next((str(c.path) for c in cli.trainer.callbacks if isinstance(c, SolutionPlot)), None),
     }
 
@@ -39,15 +44,23 @@ def fit_and_score(config: str | Path, output: str | Path, overrides: list[str] |
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(CONFIGS / "pinn" / "burgers.yaml"))
-    parser.add_argument("--output", default="demo_output", help="directory for logs, checkpoint and PNG")
+    parser.add_argument("--output", default=None,
+                        help="directory for logs, checkpoint and PNG (default: a new temporary directory)")
+    parser.add_argument("--save-picture", default=None, metavar="PNG", help="also copy the picture to PNG")
     options = parser.parse_args()
-    result = fit_and_score(options.config, options.output, ["--trainer.enable_progress_bar=false"])
+    output = options.output or tempfile.mkdtemp(prefix="lpde-demo-")
+    result = fit_and_score(options.config, output, ["--trainer.enable_progress_bar=false"])
+    if options.save_picture and result["picture"]:
+        shutil.copyfile(result["picture"], options.save_picture)
     print(f"\n{result['problem']}")
     print(f"  relative L2 error vs reference: {result['rel_l2']:.3e}")
     print(f"  mean |PDE residual|:            {result['residual']:.3e}")
     print(f"  training time:                  {result['fit_seconds']:.0f} s ({result['steps']} steps)")
+    print(f"  outputs:                        {output}")
     print(f"  checkpoint:                     {result['checkpoint']}")
     print(f"  picture:                        {result['picture']}")
+    if options.save_picture:
+        print(f"  picture copied to:              {options.save_picture}")
 
 
 if __name__ == "__main__":

@@ -58,3 +58,33 @@ def test_a_short_run_writes_nothing_into_the_source_tree(config, tmp_path, monke
     assert changes(before, snapshot(ROOT)) == [], f"{name(config)} wrote into the source tree"
     written = [path.relative_to(tmp_path) for path in (tmp_path / "runs").rglob("*") if path.is_file()]
     assert any(path.suffix == ".ckpt" for path in written), f"{name(config)} left no checkpoint: {written}"
+
+
+def test_the_demo_writes_under_its_own_directory_and_copies_the_picture_only_when_asked(tmp_path, monkeypatch,
+                                                                                       capsys):
+    import shutil
+    import sys
+
+    import yaml
+
+    from lightning_pde import demo
+
+    config = yaml.safe_load((ROOT / "configs" / "pinn" / "poisson2d.yaml").read_text())
+    config["model"]["init_args"]["problem"]["init_args"] = {"n_pde": 16, "n_boundary": 8}
+    config["data"]["init_args"]["steps_per_epoch"] = 1
+    config["trainer"].update(max_steps=2, check_val_every_n_epoch=1)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["demo", "--config", str(tmp_path / "tiny.yaml")])
+    demo.main()
+    assert not list(cwd.iterdir()), "make demo wrote into the working directory"
+    (outputs,) = [line.split(":", 1)[1].strip() for line in capsys.readouterr().out.splitlines()
+                  if line.strip().startswith("outputs:")]
+    assert (Path(outputs) / "lightning_logs").is_dir()
+    shutil.rmtree(outputs)
+    monkeypatch.setattr(sys, "argv", ["demo", "--config", str(tmp_path / "tiny.yaml"), "--output",
+                                      str(tmp_path / "out"), "--save-picture", str(tmp_path / "copy.png")])
+    demo.main()
+    assert (tmp_path / "copy.png").read_bytes() == next((tmp_path / "out").rglob("solution.png")).read_bytes()
