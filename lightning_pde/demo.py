@@ -29,14 +29,14 @@ def fit_and_score(config: str | Path, output: str | Path, overrides: list[str] |
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     seconds = time.perf_counter() - start
     (scores,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    saved = cli.trainer.checkpoint_callback
     return {
         "problem": repr(cli.model.problem),
         "rel_l2": scores["test/rel_l2"],
         "residual": scores["test/residual"],
         "fit_seconds": seconds,
         "steps": cli.trainer.global_step,
-        "checkpoint": (cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
-                       if cli.trainer.checkpoint_callback else None),
+        "checkpoint": (saved.last_model_path or saved.best_model_path) if saved is not None else None,
         "picture": next((str(c.path) for c in cli.trainer.callbacks if isinstance(c, SolutionPlot)), None),
     }
 

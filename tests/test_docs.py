@@ -77,7 +77,7 @@ def test_python_block_runs_as_written(doc, text, tmp_path):
     script.write_text(shrink(doc, text))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_TIPS": "1", "MPLBACKEND": "Agg"}
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=600)
+                            timeout=600, check=False)
     assert result.returncode == 0, f"{doc.name} block failed:\n{result.stderr[-4000:]}"
 
 
@@ -125,7 +125,7 @@ def lpde_cases() -> list:
 def test_lpde_command_names_existing_configs_and_parses(args, monkeypatch):
     from lightning_pde.cli import main
 
-    configs = [value for flag, value in zip(args, args[1:]) if flag == "--config"]
+    configs = [value for flag, value in itertools.pairwise(args) if flag == "--config"]
     configs += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
     for config in configs:
         assert (ROOT / config).is_file(), f"lpde {' '.join(args)}: no config {config}"
@@ -184,7 +184,7 @@ def expand(path: str) -> list[str]:
 
 def prose(doc: Path) -> str:
     """`doc` without its fenced blocks (commands are checked above; layout trees are relative to their folder)."""
-    return re.sub(r"^\s*```.*?^\s*```", "", doc.read_text(), flags=re.S | re.M)
+    return re.sub(r"^\s*```.*?^\s*```", "", doc.read_text(), flags=re.DOTALL | re.MULTILINE)
 
 
 def unresolved(doc: Path) -> list[str]:

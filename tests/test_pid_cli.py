@@ -105,7 +105,7 @@ def test_pid_ddp_on_two_cpu_processes_with_the_configs_callbacks(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lightning_pde", "fit", "--config", str(PID / "mixture_pid.yaml"),
                              *QUIET, *TINY_MIXTURE, "--trainer.strategy=ddp", "--trainer.devices=2",
                              "--trainer.accelerator=cpu", f"--trainer.default_root_dir={tmp_path / 'runs'}"],
-                            capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+                            capture_output=True, text=True, cwd=cwd, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     (log_dir,) = (tmp_path / "runs").rglob("version_*")
