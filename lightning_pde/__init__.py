@@ -28,10 +28,17 @@ def load(path: str | Path, map_location: Any = None) -> Any:
         path: a ``.ckpt`` file written by Lightning (``lpde fit`` or ``Trainer.fit``).
         map_location: passed to ``torch.load`` (e.g. ``"cpu"``).
 
+    The checkpoint is read with ``weights_only=True`` (no unpickling of objects), and every class it names (the
+    module's, its problem's, its network's, ...) must be one meant to be built from a spec (see
+    :func:`lightning_pde.spec.import_class`), checked before anything is called: a crafted checkpoint can choose
+    which of those classes are built and with what plain-data arguments, nothing else. Importing the modules it names
+    still runs their top-level code, as any import does, so it can only pick among code that is already importable.
+
     Raises:
         FileNotFoundError: when `path` does not exist.
-        ValueError: when the file is not a lightning-pde checkpoint.
+        ValueError: when the file is not a lightning-pde checkpoint, or names a class that may not be built from it.
     """
+    import pytorch_lightning as pl
     import torch
 
     from lightning_pde import registry
@@ -45,7 +52,13 @@ def load(path: str | Path, map_location: Any = None) -> Any:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ValueError(f"{str(path)!r} is not a readable checkpoint: {error}") from error
-    cls_path = checkpoint.get(CHECKPOINT_CLASS_KEY) or checkpoint.get("hyper_parameters", {}).get("_class_path")
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    cls_path = (checkpoint.get(CHECKPOINT_CLASS_KEY) if isinstance(checkpoint, dict) else None) or (
+        hparams.get("_class_path") if isinstance(hparams, dict) else None)
     if not cls_path:
         raise ValueError(f"{str(path)!r} is not a lightning-pde checkpoint (no {CHECKPOINT_CLASS_KEY!r} entry)")
-    return import_class(cls_path).load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    try:
+        cls = import_class(cls_path, base=pl.LightningModule)
+    except ValueError as error:
+        raise ValueError(f"{str(path)!r}: {error}") from error
+    return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)

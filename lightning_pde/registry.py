@@ -173,13 +173,15 @@ def available(kind: str) -> list[str]:
     return sorted(name for name, e in _load_group(kind).entries.items() if e.ok)
 
 
-def registered_classes(name: str) -> list[type]:
-    """The classes registered under the short `name` in any group (plugins that failed to load left out)."""
+def registered_classes(name: str | None = None) -> list[type]:
+    """The classes registered under the short `name` in any group, or every registered class when `name` is None
+    (plugins that failed to load left out)."""
     found = []
     for kind in GROUPS:
-        entry = _load_group(kind).entries.get(name)
-        if entry is not None and entry.ok and isinstance(entry.obj, type) and entry.obj not in found:
-            found.append(entry.obj)
+        group = _load_group(kind).entries
+        for entry in group.values() if name is None else [group.get(name)]:
+            if entry is not None and entry.ok and isinstance(entry.obj, type) and entry.obj not in found:
+                found.append(entry.obj)
     return found
 
 
