@@ -4,6 +4,18 @@ Reference solutions (for example the Cole-Hopf Burgers solution) take seconds
 to compute but are requested by every test run and training job, so they are
 stored once as ``.npz`` files under :func:`cache_dir` and keyed by the exact
 parameters that produced them.
+
+The cache is bounded: after each write, the least recently used entries are
+deleted until the entries together take at most ``$LPDE_CACHE_MAX_MB``
+megabytes (default 1024; 0 keeps nothing). A hit marks its file as used
+(its modification time is set to now), so eviction order does not depend on
+whether the file system records access times. Only files this module wrote
+(``<name>-<16 hex digits>.npz`` and its own stale temporaries) are ever
+deleted, so ``$LPDE_CACHE_DIR`` may point at a directory shared with other
+things.
+
+A cache file is untrusted input: it is read with ``allow_pickle=False`` (no
+code can run), and a file that cannot be read is recomputed.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import numbers
 import os
 import re
 import tempfile
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -22,13 +35,21 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["cache_dir", "cached_array"]
+__all__ = ["cache_dir", "cache_max_bytes", "cached_array"]
 
 _ENV_VAR = "LPDE_CACHE_DIR"
+_MAX_MB_VAR = "LPDE_CACHE_MAX_MB"
+_DEFAULT_MAX_MB = 1024.0
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # 16 hex digits = 64 bits: collisions are irrelevant for a per-user cache and
 # the file names stay readable.
 _DIGEST_LENGTH = 16
+# What _cache_key + ".npz" produces, and what _write_atomically leaves behind
+# when the process is killed mid-write: the only files eviction may delete.
+_ENTRY_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]*-[0-9a-f]{{{_DIGEST_LENGTH}}}\.npz")
+_TEMPORARY_PATTERN = re.compile(rf"\.[A-Za-z0-9][A-Za-z0-9_.-]*-[0-9a-f]{{{_DIGEST_LENGTH}}}-.*\.tmp")
+# A temporary this old belongs to a writer that died; a live one finishes in seconds.
+_STALE_TEMPORARY_SECONDS = 3600.0
 
 
 def cache_dir() -> Path:
@@ -47,6 +68,25 @@ def cache_dir() -> Path:
         path = Path.home() / ".cache" / "lightning_pde"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_max_bytes() -> int:
+    """Return the size cap of the cache in bytes: ``$LPDE_CACHE_MAX_MB`` megabytes (10**6 bytes) when that
+    variable is set and not empty, otherwise 1024 MB. 0 disables caching (nothing is kept on disk).
+
+    Raises:
+        ValueError: when the variable is not a finite number >= 0.
+    """
+    configured = os.environ.get(_MAX_MB_VAR, "").strip()
+    if not configured:
+        return int(_DEFAULT_MAX_MB * 1e6)
+    try:
+        megabytes = float(configured)
+    except ValueError:
+        megabytes = math.nan
+    if not math.isfinite(megabytes) or megabytes < 0:
+        raise ValueError(f"{_MAX_MB_VAR} must be a number of megabytes >= 0, got {configured!r}")
+    return int(megabytes * 1e6)
 
 
 def _canonical(value: Any) -> Any:
@@ -135,6 +175,39 @@ def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
+def _mark_used(path: Path) -> None:
+    """Record a hit for least-recently-used eviction (a read-only cache just keeps its order)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _evict(directory: Path, max_bytes: int, keep: Path | None = None) -> None:
+    """Delete the least recently used cache entries until the rest take at most ``max_bytes``.
+
+    `keep` (the entry just written) goes last, only when it alone exceeds the
+    cap. Files that other processes delete meanwhile are skipped.
+    """
+    now = time.time()
+    entries = []
+    for path in directory.iterdir():
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if _TEMPORARY_PATTERN.fullmatch(path.name) and now - info.st_mtime > _STALE_TEMPORARY_SECONDS:
+            path.unlink(missing_ok=True)
+        elif _ENTRY_PATTERN.fullmatch(path.name):
+            entries.append((path == keep, info.st_mtime, info.st_size, path))
+    total = sum(size for _, _, size, _ in entries)
+    for _, _, size, path in sorted(entries):  # others before `keep`, oldest use first
+        if total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+
+
 def cached_array(
     name: str, params: dict, compute: Callable[[], dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
@@ -144,7 +217,9 @@ def cached_array(
     first 16 hex digits of the SHA-256 of ``params`` as canonical JSON (sorted
     keys, floats written exactly with ``float.hex``). A file that cannot be
     read is recomputed and overwritten with a warning. New files are written
-    atomically, so concurrent processes never read half-written data.
+    atomically, so concurrent processes never read half-written data. After a
+    write, least recently used entries are evicted to keep the cache within
+    :func:`cache_max_bytes` (``$LPDE_CACHE_MAX_MB``).
 
     Args:
         name: File-name-safe label, e.g. ``"burgers_cole_hopf"``.
@@ -159,8 +234,10 @@ def cached_array(
         dtypes as ``compute()`` returned.
     """
     path = cache_dir() / f"{_cache_key(name, params)}.npz"
+    max_bytes = cache_max_bytes()
     cached = _load(path)
     if cached is not None:
+        _mark_used(path)
         return cached
     result = compute()
     if not isinstance(result, dict) or not all(isinstance(key, str) for key in result):
@@ -169,5 +246,7 @@ def cached_array(
             f"got {type(result).__name__}"
         )
     arrays = {key: np.asarray(value) for key, value in result.items()}
-    _write_atomically(path, arrays)
+    if max_bytes > 0:
+        _write_atomically(path, arrays)
+    _evict(path.parent, max_bytes, keep=path)
     return arrays
