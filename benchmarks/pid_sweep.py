@@ -1,12 +1,12 @@
 """PIDDM settings sweep on Poisson fields n=16: trains the one-step student from a teacher checkpoint in
-process (teacher Heun-18 pairs made once per teacher file and cached under /tmp) and scores 500 samples like
-benchmarks/pid.py.
+process (teacher Heun-18 pairs made once per teacher file and kept in lightning-pde's reference cache, see
+CONTRIBUTING.md) and scores 500 samples like benchmarks/pid.py.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid_sweep.py --lam 3 --steps 1000 --lam-warmup 500
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid_sweep.py --lam 10 --steps 600 --parametrization pid
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid_sweep.py --teacher TEACHER.ckpt --lam 3 --steps 1000 --lam-warmup 500
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid_sweep.py --teacher TEACHER.ckpt --lam 10 --steps 600 --parametrization pid
 
-Appends one JSON line per run to benchmarks/results/pid_sweep.jsonl. Needs a teacher checkpoint (default
-checkpoints/pid/poisson_teacher.ckpt, from configs/pid/poisson_teacher.yaml).
+TEACHER.ckpt is the checkpoint that `lpde fit --config configs/pid/poisson_teacher.yaml` prints at its end.
+Appends one JSON line per run to benchmarks/results/pid_sweep.jsonl.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", default=str(ROOT / "checkpoints" / "pid" / "poisson_teacher.ckpt"))
+    parser.add_argument("--teacher", required=True,
+                        help="teacher checkpoint (the path `lpde fit --config configs/pid/poisson_teacher.yaml` prints)")
     parser.add_argument("--lam", type=float, default=3.0)
     parser.add_argument("--lam-warmup", type=int, default=0, help="steps of the linear ramp of lam")
     parser.add_argument("--steps", type=int, default=1000)
@@ -41,6 +42,7 @@ def main() -> None:
     from lightning_pde.metrics import SlicedWassersteinDistance
     from lightning_pde.modules.pid import distance
     from lightning_pde.modules.piddm import PIDDM
+    from lightning_pde.reference.cache import cached_array
 
     data = PoissonFields(n=16, n_train=4000, n_val=500)
     data.setup()
@@ -48,13 +50,18 @@ def main() -> None:
     student = PIDDM(teacher=args.teacher, lam=args.lam,
                     lam_warmup=args.lam_warmup, parametrization=args.parametrization, n_pairs=args.n_pairs,
                     teacher_steps=18)
-    digest = hashlib.sha1(Path(args.teacher).read_bytes()).hexdigest()[:12]
-    cache = Path(f"/tmp/pid_sweep_pairs_{digest}_{args.n_pairs}.pt")
-    if cache.is_file():
-        student.pairs = torch.load(cache)
-    else:
+
+    def make_pairs() -> dict:
         student.make_pairs()  # the same noise stream as training through the CLI (seed 0, rank 0)
-        torch.save(student.pairs, cache)
+        return {"z": student.pairs[0].detach().cpu().numpy(), "target": student.pairs[1].detach().cpu().numpy()}
+
+    # The pairs take minutes. Cached per user, size-capped and read without unpickling (a file in a shared
+    # temporary directory, read with torch.load, would run whatever another user planted there), keyed by the
+    # teacher file's contents.
+    digest = hashlib.sha256(Path(args.teacher).read_bytes()).hexdigest()
+    pairs = cached_array("pid_sweep_pairs", {"teacher_sha256": digest, "n_pairs": args.n_pairs, "teacher_steps": 18},
+                         make_pairs)
+    student.pairs = (torch.from_numpy(pairs["z"]), torch.from_numpy(pairs["target"]))
     optimizer = torch.optim.Adam(student.backbone.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.steps)
     picks = torch.Generator().manual_seed(0)
