@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lightning_pde.cli import main
 
@@ -35,10 +36,17 @@ def test_every_config_parses(config, capsys):
         assert "strategy: ddp" in out
 
 
+def printed_checkpoint(stdout: str) -> Path:
+    """The checkpoint `lpde fit` says it left (its last lines name it and the log directory)."""
+    (line,) = [line for line in stdout.splitlines() if line.startswith("lpde: checkpoint: ")]
+    return Path(line.removeprefix("lpde: checkpoint: "))
+
+
 def test_fit_test_predict_end_to_end(tmp_path):
     fit = lpde("fit", "--config", POISSON, *TINY, cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr
-    (ckpt,) = (tmp_path / "lightning_logs").rglob("*.ckpt")
+    ckpt = printed_checkpoint(fit.stdout)
+    assert ckpt == tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     import lightning_pde
     from lightning_pde.modules import PINN
 
@@ -62,6 +70,63 @@ def test_fit_test_predict_end_to_end(tmp_path):
     default = lpde("predict", "--config", POISSON, *TINY, f"--ckpt_path={ckpt}", cwd=tmp_path)
     assert default.returncode == 0, default.stderr
     assert list((tmp_path / "lightning_logs").rglob("predictions.npz"))
+
+
+def test_a_run_shorter_than_an_epoch_leaves_last_ckpt_and_says_where(tmp_path):
+    # 30 steps of a 500-step epoch: Lightning alone saves at epoch or validation ends, so it wrote nothing.
+    root = tmp_path / "root"
+    args = [a for a in TINY if not a.startswith(("--data.init_args.steps_per_epoch", "--trainer.max_steps"))]
+    fit = lpde("fit", "--config", POISSON, *args, "--trainer.max_steps=30", f"--trainer.default_root_dir={root}",
+               cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    run = root / "lightning_logs" / "version_0"
+    assert printed_checkpoint(fit.stdout) == run / "checkpoints" / "last.ckpt"
+    assert f"lpde: logs and plots: {run}" in fit.stdout
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 30
+    # ... and a run that ends between two checkpointed epochs leaves its final step, not the last epoch's
+    fit = lpde("fit", "--config", POISSON, *args, "--data.init_args.steps_per_epoch=10", "--trainer.max_steps=25",
+               f"--trainer.default_root_dir={root}", cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    last = printed_checkpoint(fit.stdout)
+    assert last == root / "lightning_logs" / "version_1" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 25
+    assert list(tmp_path.iterdir()) == [root]
+
+
+def test_a_plain_trainer_with_last_checkpoint_saves_the_final_step(tmp_path):
+    import pytorch_lightning as pl
+
+    from lightning_pde.checkpoint_io import LastCheckpoint
+    from lightning_pde.data import CollocationDataModule
+    from lightning_pde.modules import PINN
+    from lightning_pde.nn import MLP
+    from lightning_pde.problems import Poisson2D
+
+    trainer = pl.Trainer(max_steps=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         inference_mode=False, accelerator="cpu", limit_val_batches=0, default_root_dir=tmp_path,
+                         callbacks=[LastCheckpoint()])
+    trainer.fit(PINN(Poisson2D(n_pde=16, n_boundary=8), MLP(hidden=[4])),
+                datamodule=CollocationDataModule(steps_per_epoch=100))
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+
+
+@pytest.mark.parametrize("args", [
+    ["--trainer.devices=-3"], ["--trainer.devices=abc"], ["--trainer.accelerator=bogus"],
+    ["--trainer.max_steps=abc"], ["--trainer.precision=7"], ["--trainer.strategy=nope"],
+    ["--trainer.accumulate_grad_batches=0"], ["--trainer.check_val_every_n_epoch=0"], ["--trainer.logger=nope"],
+    ["--trainer.limit_val_batches=abc"], ["--trainer.max_time=abc"], ["--trainer.plugins=[Nope]"],
+])
+def test_a_bad_trainer_value_is_one_error_line_with_status_2(args, capsys):
+    # In process (each a few hundred ms): main() is what `lpde` runs.
+    key, _, value = args[0].removeprefix("--").partition("=")
+    assert main(["fit", "--config", POISSON, *TINY, *args]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("lpde: error: ")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in err
+    (line,) = errors
+    assert key.removeprefix("trainer.") in line and value.strip("[]") in line, line
+    assert len(line) < 400, line
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -88,7 +153,8 @@ def test_ddp_on_two_cpu_processes_trains_and_checkpoints(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     assert "All distributed processes registered" in result.stderr + result.stdout
-    (ckpt,) = (tmp_path / "lightning_logs").rglob("*.ckpt")
+    ckpt = printed_checkpoint(result.stdout)  # printed once, by rank 0
+    assert ckpt.name == "last.ckpt" and ckpt.is_file()
     import lightning_pde
 
     assert lightning_pde.load(ckpt).problem.name == "Poisson2D"
