@@ -1,6 +1,7 @@
-"""Every config under configs/ runs for a few steps, its validation pass included, with its own model and callbacks
-(only point counts, step counts and the validation batch shrunk): within a peak-memory bound, and without creating or
-modifying any file in the source tree (git-ignored ones included) when its run directory is elsewhere.
+"""Every config under configs/ runs for a few steps, its validation pass included, with its own model, derivative engine
+and callbacks (only sizes shrunk, by :func:`tiny_args`, keeping Stein's sample count): within a peak-memory
+bound, and without creating or modifying any file in the source tree (git-ignored ones included) when its run
+directory is elsewhere.
 
 One process imports lightning_pde once and forks a child per config, which calls ``lightning_pde.cli.main`` from the
 repository root; the child's peak resident memory comes from ``os.wait4``. The DDP configs run as a subprocess with
@@ -10,6 +11,7 @@ their peak is the largest rank's.
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import subprocess
@@ -20,84 +22,121 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+FAMILIES = ("pinn", "gptpinn", "pid", "quant")
+#: every shipped method config (configs/ddp, the DDP overlay and a DDP copy of the Burgers PINN, run below too)
+CONFIGS = sorted(config for family in FAMILIES for config in (ROOT / "configs" / family).glob("*.yaml"))
+#: PID students that distil a learned teacher given as --model.teacher=PATH
+NEEDS_TEACHER = {"poisson_pid", "poisson_piddm"}
+
+PINN_STEPS = ["--data.init_args.steps_per_epoch=1", "--data.init_args.eval_batch_size=64", "--trainer.max_steps=2",
+              "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1"]
+GPTPINN = ["--model.max_neurons=2", "--model.neuron_max_steps=5", "--model.neuron_lbfgs_steps=0",
+           "--model.pde_grid=[8,8]", "--model.neuron_pde_grid=[10,4]", "--model.test_grid=[6,6]",
+           "--model.n_condition_points=8", "--model.first_params=null"]
+MIXTURE = ["--data.init_args.n_train=64", "--data.init_args.n_val=32", "--data.init_args.batch_size=16",
+           "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.log_every_n_steps=1"]
+FIELDS = ["--model.init_args.data_shape=[2,8,8]", "--data.init_args.n=8", "--data.init_args.n_train=16",
+          "--data.init_args.n_val=4", "--data.init_args.batch_size=8", "--trainer.max_steps=2",
+          "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1"]
+
+
+def name(config: Path) -> str:
+    """``family/stem``, e.g. ``pinn/burgers``."""
+    return f"{config.parent.name}/{config.stem}"
+
+
+def _config(config: Path) -> dict:
+    return yaml.safe_load(config.read_text())
+
+
+def _pinn(config: dict) -> list[str]:
+    from lightning_pde import registry
+
+    registry.load_all()
+    model = config["model"]["init_args"]
+    problem = model["problem"]["class_path"].rsplit(".", 1)[-1]
+    (cls,) = registry.registered_classes(problem)
+    counts = [p for p in inspect.signature(cls.__init__).parameters if p.startswith("n_")]
+    args = [f"--model.init_args.problem.init_args.{count}=8" for count in counts]
+    if model.get("net", {}).get("class_path") == "TimeWindows":  # one training step per window
+        args += ["--model.init_args.net.init_args.n_windows=2", "--model.init_args.net.init_args.net.init_args.hidden=[8]"]
+    if model.get("derivatives", {}).get("class_path") == "Stein":
+        args.append("--model.init_args.derivatives.init_args.samples=4")
+    if config["trainer"].get("limit_val_batches") != 0:  # a config that validates keeps validating, on one batch
+        # 2, not 1: the CLI parses 1 as the float 1.0, "every batch" (a Poisson TT + Stein run then scores its whole
+        # 10000-point grid at 257 rows a point)
+        args.append("--trainer.limit_val_batches=2")
+    return args + PINN_STEPS
+
+
+def _gptpinn(config: dict) -> list[str]:
+    model = config["model"]["init_args"]
+    # every axis of the parameter box, two values
+    axes = ", ".join(f"{key}: [{axis[0]}, {axis[1]}, {min(axis[2], 2)}{', log' if 'log' in axis[3:] else ''}]"
+                     for key, axis in model["parameter_grid"].items())
+    args = [*GPTPINN, f"--model.parameter_grid={{{axes}}}"]
+    if "neuron_net" in model:  # time-windowed neurons: shrink the windows' network, not neuron_hidden
+        args += ["--model.neuron_net.init_args.net.init_args.hidden=[8]", "--model.neuron_net.init_args.n_windows=2"]
+    else:
+        args.append("--model.neuron_hidden=[8]")
+    return args
+
+
+def _pid(config: Path, teacher: Path | None) -> list[str]:
+    stem = config.stem
+    if stem.startswith("mixture"):
+        args = [*MIXTURE, "--model.init_args.backbone.init_args.hidden=[16]"]
+        return args + (["--model.init_args.batch_size=16", "--model.init_args.n_grid=8"] if stem == "mixture_pid"
+                       else [])
+    args = list(FIELDS)
+    if stem == "poisson_teacher":
+        return args + ["--model.init_args.backbone.init_args.width=8", "--model.init_args.sample_steps=3"]
+    if teacher is None:
+        raise ValueError(f"{name(config)} distils a teacher: pass one (a poisson_teacher.yaml checkpoint)")
+    args += [f"--model.teacher={teacher}", "--model.init_args.batch_size=4"]
+    return args + (["--model.init_args.n_grid=4"] if stem == "poisson_pid"
+                   else ["--model.init_args.n_pairs=8", "--model.init_args.teacher_steps=3"])
+
+
+def tiny_args(config: Path, teacher: Path | None = None) -> list[str]:
+    """Overrides that shrink `config` to a run of a few seconds (two training steps, each validation pass on one
+    small batch) without switching anything off. `teacher`: the checkpoint a PID student distils."""
+    family = config.parent.name
+    if family == "pid":
+        return _pid(config, teacher)
+    content = _config(config)
+    if content["model"]["class_path"].rsplit(".", 1)[-1] == "GPTPINN":
+        return _gptpinn(content)
+    return _pinn(content)
+
+
 #: peak resident memory allowed to one run (its largest process), bytes; the shipped quant configs asked for 7-11 GB
 PEAK_BYTES = 3 * 2**30
 #: wall-clock limit of one run, seconds (a hung run fails instead of stalling the suite)
 TIMEOUT = 300
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
-#: collocation PINNs (configs/pinn, configs/quant, configs/ddp): 3 steps in epochs of 3, a validation pass after the
-#: first epoch over one 512-point batch of the evaluation grid (Stein's 257 rows a point are then scored in chunks)
-PINN_STEPS = ["--trainer.max_steps=3", "--data.init_args.steps_per_epoch=3", "--trainer.check_val_every_n_epoch=1",
-              "--trainer.limit_val_batches=1", "--data.init_args.eval_batch_size=512"]
-#: GPT-PINN: three neurons, each a short full PINN on small grids (tests/test_gptpinn.py's CLI overrides)
-GPTPINN_TINY = ["--model.max_neurons=3", "--model.neuron_max_steps=20", "--model.neuron_lbfgs_steps=0",
-                "--model.pde_grid=[10,10]", "--model.test_grid=[8,8]", "--model.n_condition_points=16",
-                "--model.first_params=null"]
-GPTPINN_GRIDS = {"allen_cahn": ["--model.parameter_grid={lam: [0.0001, 0.001, 3], eps: [1.0, 5.0, 3]}",
-                                "--model.neuron_pde_grid=[10, 4]"],
-                 "burgers": ["--model.parameter_grid={nu: [0.05, 0.5, 6]}", "--model.neuron_pde_grid=[10, 10]"],
-                 "helmholtz": ["--model.parameter_grid={a1: [1.0, 2.0, 3], a2: [1.0, 2.0, 3], k: [1.0, 1.0, 1]}"],
-                 "klein_gordon": []}
-#: PID (tests/test_pid_cli.py's overrides)
-TINY_MIXTURE = ["--model.init_args.backbone.init_args.hidden=[16]", "--model.init_args.batch_size=32",
-                "--data.init_args.n_train=320", "--data.init_args.n_val=64", "--data.init_args.batch_size=32",
-                "--trainer.max_steps=6", "--trainer.val_check_interval=3"]
-TINY_FIELDS = ["--model.init_args.data_shape=[2,8,8]", "--data.init_args.n=8", "--data.init_args.n_train=64",
-               "--data.init_args.n_val=8", "--data.init_args.batch_size=8", "--trainer.max_steps=3"]
-PID_TINY = {"mixture_teacher": TINY_MIXTURE,
-            "mixture_pid": [*TINY_MIXTURE, "--model.init_args.n_grid=8"],
-            "poisson_teacher": [*TINY_FIELDS, "--model.init_args.backbone.init_args.width=8",
-                                "--model.init_args.sample_steps=3"],
-            "poisson_pid": [*TINY_FIELDS, "--model.init_args.batch_size=4", "--model.init_args.n_grid=4"],
-            "poisson_piddm": [*TINY_FIELDS, "--model.init_args.batch_size=4", "--model.init_args.n_pairs=8",
-                              "--model.init_args.teacher_steps=3"]}
 
 
-def _problem_points(config: Path) -> list[str]:
-    """Fewer collocation and evaluation points for the config's problem: each ``n_*`` constructor argument the
-    config sets."""
-    model = yaml.safe_load(config.read_text())["model"]["init_args"]
-    counts = (model.get("problem") or {}).get("init_args") or {}
-    return [f"--model.init_args.problem.init_args.{key}={64 if key == 'n_evaluation' else 16}"
-            for key in counts if key.startswith("n_")] + (
-        ["--model.init_args.problem.init_args.n_evaluation=64"]
-        if "n_evaluation" not in counts and counts.get("dim") else [])
-
-
-def _gptpinn_args(config: Path) -> list[str]:
-    name = config.stem.removesuffix("_s2gpt")
-    args = [*GPTPINN_TINY, *GPTPINN_GRIDS[name]]
-    model = yaml.safe_load(config.read_text())["model"]["init_args"]
-    if "neuron_net" in model:  # time-windowed neurons (Allen-Cahn)
-        args += ["--model.neuron_net.init_args.net.init_args.hidden=[8]", "--model.neuron_net.init_args.n_windows=2"]
-    else:
-        args.append("--model.neuron_hidden=[8]")
-    if name == "klein_gordon":
-        args.append("--model.parameter_grid={alpha: [-2.0, -1.0, 2], beta: [0.0, 1.0, 2], gamma: [0.0, 1.0, 2]}")
-    return args
+def _memory_args(config: Path) -> list[str]:
+    """:func:`tiny_args`, but with the config's own number of Stein samples: the rows a
+    point costs in training and in validation (2K + 1) are what the memory bound is about."""
+    return [arg for arg in tiny_args(config, teacher=Path("TEACHER"))
+            if not arg.startswith("--model.init_args.derivatives.init_args.samples=")]
 
 
 def cases() -> list:
     out = []
-    for config in sorted(CONFIGS.glob("*/*.yaml")):
-        family, name = config.parent.name, config.stem
-        configs = [config]
-        if family == "ddp" and name == "overlay":  # an overlay on a config of one's choice, as docs/ddp.md runs it
-            configs = [CONFIGS / "pinn" / "poisson2d.yaml", config]
-        args = [arg for c in configs for arg in ("--config", str(c.relative_to(ROOT)))]
-        if family in ("pinn", "quant", "ddp"):
-            args += [*PINN_STEPS, *_problem_points(configs[0])]
-        elif family == "gptpinn":
-            args += _gptpinn_args(config)
-        elif family == "pid":
-            args += PID_TINY[name]
-        else:
-            raise AssertionError(f"configs/{family}: a family this test does not know; give it its overrides")
-        if family == "ddp":
-            args += ["--trainer.devices=2", "--trainer.accelerator=cpu"]
-        out.append(pytest.param(family, name, args, id=f"{family}/{name}"))
+    for config in CONFIGS:
+        args = ["--config", str(config.relative_to(ROOT)), *_memory_args(config)]
+        out.append(pytest.param("method", config.stem, args, id=name(config)))
+    poisson = ROOT / "configs" / "pinn" / "poisson2d.yaml"
+    for ddp in sorted((ROOT / "configs" / "ddp").glob("*.yaml")):
+        # the overlay goes on a config of one's choice (docs/ddp.md); the DDP Burgers config is a whole one
+        stack = [poisson, ddp] if ddp.stem == "overlay" else [ddp]
+        args = [arg for c in stack for arg in ("--config", str(c.relative_to(ROOT)))]
+        args += [*_memory_args(stack[0]), "--trainer.devices=2", "--trainer.accelerator=cpu"]
+        out.append(pytest.param("ddp", ddp.stem, args, id=f"ddp/{ddp.stem}"))
     return out
 
 
@@ -165,8 +204,9 @@ def run_subprocess(args: list[str], log: Path) -> tuple[int, int]:
 def poisson_teacher(tmp_path_factory) -> Path:
     """A tiny Poisson teacher checkpoint for the Poisson students (named explicitly, as docs/pid.md does)."""
     root = tmp_path_factory.mktemp("teacher")
-    code, _ = run_forked(["fit", "--config", str(CONFIGS / "pid" / "poisson_teacher.yaml"), *QUIET,
-                          *PID_TINY["poisson_teacher"], f"--trainer.default_root_dir={root}"], root / "log.txt")
+    config = ROOT / "configs" / "pid" / "poisson_teacher.yaml"
+    code, _ = run_forked(["fit", "--config", str(config), *QUIET, *tiny_args(config),
+                          f"--trainer.default_root_dir={root}"], root / "log.txt")
     assert code == 0, (root / "log.txt").read_text()[-3000:]
     return max(root.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
 
@@ -174,15 +214,17 @@ def poisson_teacher(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("family, name, args", cases())
 def test_shipped_config_runs_within_memory_and_leaves_the_tree_alone(family, name, args, tmp_path, request):
     args = ["fit", *args, *QUIET, f"--trainer.default_root_dir={tmp_path / 'runs'}"]
-    if name in ("poisson_pid", "poisson_piddm"):
-        args.append(f"--model.teacher={request.getfixturevalue('poisson_teacher')}")
+    if "--model.teacher=TEACHER" in args:
+        args[args.index("--model.teacher=TEACHER")] = f"--model.teacher={request.getfixturevalue('poisson_teacher')}"
     log = tmp_path / "log.txt"
     before = tree_state()
     code, peak = (run_subprocess if family == "ddp" else run_forked)(args, log)
     after = tree_state()
     output = log.read_text()[-4000:]
     assert code == 0, f"exit status {code}:\n{output}"
-    print(f"{family}/{name}: peak RSS {peak / 2**20:.0f} MiB")
+    print(f"{request.node.callspec.id}: peak RSS {peak / 2**20:.0f} MiB")
     assert peak < PEAK_BYTES, f"peak resident memory {peak / 2**30:.2f} GiB over {PEAK_BYTES / 2**30:.0f} GiB"
     written = sorted(path for path in after if before.get(path) != after[path])
     assert not written, f"the run wrote into the source tree: {written}"
+    outputs = [path for path in (tmp_path / "runs").rglob("*") if path.is_file()]
+    assert any(path.suffix == ".ckpt" for path in outputs), f"no checkpoint under default_root_dir: {outputs}"
