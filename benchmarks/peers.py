@@ -43,7 +43,7 @@ RESULTS = BENCHMARKS / "results"
 
 TORCH_VERSION = "2.13.0"  # the local CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build
 DEEPXDE_VERSION = "1.15.0"
-PINA_VERSION = "0.3.2.post2610"  # the version measured in shared/notes/peers.md
+PINA_VERSION = "0.3.2.post2610"  # the version the peer comparison was first measured with
 
 #: library -> (runner script, runs in the peer venv, extra runner arguments)
 LIBRARIES: dict[str, tuple[str, bool, list[str]]] = {

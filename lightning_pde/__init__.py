@@ -15,7 +15,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 CHECKPOINT_CLASS_KEY = "lightning_pde_module"
 
 #: Version of the plugin interface: the entry-point groups, `Problem`, `Condition`, `DerivativeEngine`/`Fields` and
-#: the module APIs in DESIGN.md. A plugin states the version it was written for as ``LPDE_PLUGIN_API = 1`` in its
+#: the module APIs in docs/design.md. A plugin states the version it was written for as ``LPDE_PLUGIN_API = 1`` in its
 #: top-level package; the registry refuses (and reports) entries written for another version. It changes only when
 #: one of those interfaces changes incompatibly.
 PLUGIN_API_VERSION = 1

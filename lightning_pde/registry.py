@@ -1,6 +1,6 @@
 """Discovery of lightning-pde's plugins through Python entry points.
 
-Every registrable thing, built-in or third-party, is found through one entry-point group per kind (DESIGN.md). The
+Every registrable thing, built-in or third-party, is found through one entry-point group per kind (docs/design.md). The
 core package registers its own classes in its ``pyproject.toml`` through the same groups. Groups are read once,
 lazily, on first use. A plugin that fails to import is recorded with its error and does not take the others down;
 two distributions registering the same name in one group are an error that names both.

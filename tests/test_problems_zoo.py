@@ -63,7 +63,7 @@ def test_helmholtz_source_in_closed_form_matches_autograd():
 def test_hjb_right_hand_side_is_minus_two_at_dim_20_and_keeps_the_solution_exact_elsewhere():
     assert HJB(dim=20).source == -2.0
     assert HJB(dim=3).source == pytest.approx(-1.15)
-    # the DESIGN.md solution with the literal -2 fails at dim = 3 by exactly 0.05 * (20 - 3)
+    # the benchmark's solution with the literal -2 fails at dim = 3 by exactly 0.05 * (20 - 3)
     problem = HJB(dim=3)
     x = problem.domain.sample(16, torch.Generator().manual_seed(0))
     r = problem.conditions()["pde"].residual(fields(problem, Exact(problem.exact), x))

@@ -1,4 +1,4 @@
-"""SMX fake quantization (DESIGN.md, arXiv 2512.09202): bit for bit against a slow reference, transpose
+"""SMX fake quantization (docs/design.md, arXiv 2512.09202): bit for bit against a slow reference, transpose
 consistency, the SMX training autograd functions, and SMX networks under every derivative engine."""
 
 import pytest

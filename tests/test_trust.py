@@ -103,7 +103,7 @@ def test_built_ins_registered_classes_and_their_subclasses_are_buildable():
 
 
 def test_a_problem_in_a_users_own_module_still_round_trips(tmp_path, monkeypatch):
-    # DESIGN.md: a problem defined in a user's own, unregistered module works everywhere a built-in one does.
+    # docs/design.md: a problem defined in a user's own, unregistered module works everywhere a built-in one does.
     (tmp_path / "my_problems.py").write_text(textwrap.dedent("""
         from lightning_pde.problems import Poisson2D
 

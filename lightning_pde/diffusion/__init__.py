@@ -152,7 +152,7 @@ class UNetBackbone(nn.Module, Configurable):
 class GaussianMixtureDenoiser(nn.Module, Configurable):
     """Exact EDM denoiser D(x, sigma) = E[x_0 | x_0 + sigma n = x] of an isotropic Gaussian mixture with equal
     weights: sum_k w_k(x) (mu_k + s^2 / (s^2 + sigma^2) (x - mu_k)), w_k proportional to N(x; mu_k, (s^2 + sigma^2) I).
-    Defaults are the data of :class:`~lightning_pde.data.GaussianMixture2D` (DESIGN.md). Usable as a PID teacher:
+    Defaults are the data of :class:`~lightning_pde.data.GaussianMixture2D` (docs/design.md). Usable as a PID teacher:
     it has the teacher interface (``denoise``, ``data_shape``, ``sigma_data``, ``to_data``, ``sample``).
 
     Args:

@@ -1,4 +1,4 @@
-"""The Allen-Cahn equation (DESIGN.md), periodic in x, scored against a spectral reference solution."""
+"""The Allen-Cahn equation (docs/design.md), periodic in x, scored against a spectral reference solution."""
 
 from __future__ import annotations
 

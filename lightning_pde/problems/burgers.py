@@ -1,4 +1,4 @@
-"""Viscous Burgers' equation (DESIGN.md), scored against the Cole-Hopf reference solution."""
+"""Viscous Burgers' equation (docs/design.md), scored against the Cole-Hopf reference solution."""
 
 from __future__ import annotations
 

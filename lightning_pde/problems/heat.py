@@ -1,4 +1,4 @@
-"""The heat equation in the high-dimensional unit ball (DESIGN.md), with a closed-form exact solution: the 100-D
+"""The heat equation in the high-dimensional unit ball (docs/design.md), with a closed-form exact solution: the 100-D
 benchmark of tensor-compressed, fully quantized PINN training (Lu et al. 2025, arXiv 2512.09202)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Helmholtz equation on [-1, 1]^2 with a manufactured solution (DESIGN.md)."""
+"""The Helmholtz equation on [-1, 1]^2 with a manufactured solution (docs/design.md)."""
 
 from __future__ import annotations
 

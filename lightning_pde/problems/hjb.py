@@ -1,4 +1,4 @@
-"""A high-dimensional Hamilton-Jacobi-Bellman equation (DESIGN.md), the 20-D benchmark of back-propagation-free and
+"""A high-dimensional Hamilton-Jacobi-Bellman equation (docs/design.md), the 20-D benchmark of back-propagation-free and
 tensor-compressed PINN training (Zhao et al. 2023, arXiv 2308.09858; Lu et al. 2025, arXiv 2512.09202)."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ MU = 0.05
 class HJB(Problem):
     """u_t + Δu - 0.05 |∇u|^2 = -1 - 0.05 dim on [0, 1]^dim × [0, 1], u(x, 1) = |x|_1; exact u = |x|_1 + 1 - t.
 
-    Δ and ∇ act on x only. DESIGN.md writes the right-hand side as -2: for u = |x|_1 + 1 - t one has u_t = -1,
+    Δ and ∇ act on x only. The benchmark writes the right-hand side as -2: for u = |x|_1 + 1 - t one has u_t = -1,
     Δu = 0 and |∇u|^2 = dim (every x_i > 0 inside the cube, so |x|_1 is smooth there), so the stated exact solution
     holds with -2 only at dim = 20. The right-hand side used here, -1 - 0.05 dim, is -2 at dim = 20 (the paper's
-    case, DESIGN.md's default) and keeps u = |x|_1 + 1 - t exact for every dim.
+    case, the default) and keeps u = |x|_1 + 1 - t exact for every dim.
 
     Inputs are ``x_1, ..., x_dim, t``. Conditions: ``pde``, ``terminal`` (t = 1, u = |x|_1; kind ``initial``,
     the condition on a time face) and ``boundary`` (the faces x_i = 0 or 1, spread evenly, with the exact solution

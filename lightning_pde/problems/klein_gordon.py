@@ -1,4 +1,4 @@
-"""The nonlinear Klein-Gordon equation (DESIGN.md), the parametric benchmark of GPT-PINN (arXiv 2303.14878)."""
+"""The nonlinear Klein-Gordon equation (docs/design.md), the parametric benchmark of GPT-PINN (arXiv 2303.14878)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Poisson's equation on the unit square (DESIGN.md)."""
+"""Poisson's equation on the unit square (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Square-block MX (SMX) integer fake quantization (Lu et al. 2025, arXiv 2512.09202, Sec. "SMX").
 
-Each block x block tile of a matrix shares one power-of-two scale (DESIGN.md):
+Each block x block tile of a matrix shares one power-of-two scale (docs/design.md):
 
     amax = max |x| over the tile,   s = 2^(floor(log2 amax) - (bits - 2)),
     q = clamp(round_half_to_even(x / s), -(2^(bits-1) - 1), 2^(bits-1) - 1),   x_hat = q s

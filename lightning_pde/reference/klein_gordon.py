@@ -1,6 +1,6 @@
 r"""Method-of-lines reference solution of the nonlinear Klein-Gordon problem.
 
-Problem (DESIGN.md; the parametric benchmark of GPT-PINN, Chen & Koohy 2023, arXiv 2303.14878)::
+Problem (docs/design.md; the parametric benchmark of GPT-PINN, Chen & Koohy 2023, arXiv 2303.14878)::
 
     u_tt + alpha u_xx + beta u + gamma u^2 + x cos t - x^2 cos^2 t = 0,   x in [-1, 1],  t in [0, T],
     u(x, 0) = x,   u_t(x, 0) = 0,   u(-1, t) = -cos t,   u(1, t) = cos t.

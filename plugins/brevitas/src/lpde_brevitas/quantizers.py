@@ -4,7 +4,7 @@ Recipes: ``int8_per_tensor`` (brevitas ``Int8WeightPerTensorFloat`` weights, ``I
 ``int8_per_channel`` (``Int8WeightPerChannelFloat`` weights) and ``smx``, whose weight and activation quantizers are
 brevitas quantizers with their tensor quantizer replaced (dependency injection) by :class:`SMXTensorQuant`, which
 calls :func:`lightning_pde.quant.smx_quantize`. Brevitas' own MX-INT quantizers are not used: they block along one
-axis (1 x 32) and, in 0.13, put the shared scale one power of two too low (DESIGN.md).
+axis (1 x 32) and, in 0.13, put the shared scale one power of two too low (docs/design.md).
 
 Brevitas quantizes forward tensors only (straight-through gradients); INT12 SMX gradients come from the
 ``SMXPrecision`` plugin or the built-in ``SMXQuantizer``.
