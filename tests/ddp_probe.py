@@ -33,3 +33,22 @@ class PoisonRank(Callback):
 
             pde = pl_module.conditions["pde"]
             pl_module.conditions["pde"] = dataclasses.replace(pde, residual=lambda f: pde.residual(f) * float("inf"))
+
+
+class ReplicaDump(Callback):
+    """Save each rank's module state (parameters and buffers), its step and its L-BFGS progress to
+    `directory`/rank<r>.pt when training ends, so that a test can check that the replicas stayed identical."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def on_train_end(self, trainer, pl_module):
+        from lightning_pde.callbacks import AdamThenLBFGS
+
+        lbfgs = [cb for cb in trainer.callbacks if isinstance(cb, AdamThenLBFGS)]
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        torch.save({"state": {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()},
+                    "global_step": trainer.global_step, "world_size": trainer.world_size,
+                    "optimizer": type(trainer.optimizers[0]).__name__ if trainer.optimizers else None,
+                    "lbfgs_iterations": lbfgs[0].iterations if lbfgs else None},
+                   Path(self.directory) / f"rank{trainer.global_rank}.pt")

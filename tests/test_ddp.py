@@ -102,3 +102,56 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
     # peer") or, with NCCL, waits in the all-reduce until the timeout.
     assert result.stderr.count("lpde: error: PINN: non-finite loss term at step 3: pde=inf") == 2, result.stderr[-3000:]
     assert "Connection closed" not in result.stderr
+
+
+# -- each shipped config family under DDP x2, with the config's own callbacks ------------------------------------------
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+FAMILIES = {
+    # AdamThenLBFGS (its switch at step 2000, moved inside the run by max_steps: 28 Adam steps, then 2 L-BFGS steps of
+    # 50 iterations), ModelCheckpoint and SolutionPlot, which draws when fit ends
+    "pinn/burgers": ["--model.init_args.problem.init_args.n_pde=301", "--model.init_args.problem.init_args.n_initial=40",
+                     "--model.init_args.problem.init_args.n_boundary=40", "--model.init_args.net.init_args.hidden=[8,8]",
+                     "--data.init_args.steps_per_epoch=10", "--trainer.max_steps=30",
+                     "--trainer.check_val_every_n_epoch=1", "--trainer.limit_val_batches=1"],
+    # the greedy stage trains each neuron on every rank and shards the candidates; GreedyBasisSelection, ModelCheckpoint
+    "gptpinn/burgers": ["--model.max_neurons=2", "--model.neuron_max_steps=10", "--model.neuron_lbfgs_steps=5",
+                        "--model.pde_grid=[10,10]", "--model.neuron_pde_grid=null", "--model.test_grid=[8,8]",
+                        "--model.neuron_hidden=[8]", "--model.n_condition_points=16", "--model.first_params=null",
+                        "--model.parameter_grid={nu: [0.05, 0.5, 5]}"],
+    # PIDSamplePlot draws when fit ends; ModelCheckpoint
+    "pid/mixture_pid": ["--model.init_args.backbone.init_args.hidden=[16]", "--model.init_args.batch_size=32",
+                        "--data.init_args.n_train=320", "--data.init_args.n_val=64", "--data.init_args.batch_size=32",
+                        "--trainer.max_steps=6", "--trainer.val_check_interval=3", "--model.init_args.n_grid=8"],
+    # the paper's full method: TT + Stein + DiffQuant + SMX-quantized layers
+    "quant/poisson2d_tt_se_smx": [
+        "--model.init_args.problem.init_args.n_pde=16", "--model.init_args.problem.init_args.n_boundary=8",
+        "--model.init_args.net.init_args.hidden=[16,16,16]",
+        "--model.init_args.net.init_args.tt_shapes=[[[1,1,1,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[]]",
+        "--model.init_args.derivatives.init_args.samples=4", "--data.init_args.steps_per_epoch=3",
+        "--trainer.max_steps=6", "--trainer.check_val_every_n_epoch=1", "--trainer.limit_val_batches=1"],
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_config_family_finishes_under_ddp_with_identical_replicas(family, tmp_path):
+    """Two gloo processes run a shipped config with its own callbacks to the end (plots drawn when fit ends
+    included: a rank-zero callback that asks for a collective hangs there), and the two replicas end identical."""
+    result = subprocess.run([sys.executable, "-m", "lightning_pde", "fit", "--config",
+                             str(ROOT / "configs" / f"{family}.yaml"), *FAMILIES[family], *QUIET,
+                             "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+                             f"--trainer.default_root_dir={tmp_path / 'runs'}", "--trainer.callbacks+=ddp_probe.ReplicaDump",
+                             f"--trainer.callbacks.directory={tmp_path / 'replicas'}"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    ranks = [torch.load(tmp_path / "replicas" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["world_size"] == 2 and ranks[0]["global_step"] == ranks[1]["global_step"]
+    for name, value in ranks[0]["state"].items():
+        assert torch.equal(value, ranks[1]["state"][name]), f"{family}: the replicas differ in {name}"
+    if family == "pinn/burgers":  # --trainer.max_steps=30 wins over the callback's schedule, and L-BFGS ran inside it
+        assert ranks[0]["global_step"] == 30 and ranks[0]["optimizer"] == "DistributedLBFGS"
+        assert ranks[0]["lbfgs_iterations"] == ranks[1]["lbfgs_iterations"] > 0
+        assert "max_steps=30 is shorter than the schedule" in result.stderr + result.stdout
+    pictures = {"pinn/burgers": "solution.png", "pid/mixture_pid": "samples.png"}
+    if family in pictures:
+        assert list((tmp_path / "runs").rglob(pictures[family])), f"{family}: no {pictures[family]} was drawn"

@@ -8,7 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_pde.validation import nonempty_str, positive_int
 
@@ -37,14 +37,16 @@ class SolutionPlot(Callback):
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             self.loss_history.append((trainer.global_step, float(loss)))
 
-    @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # trainer.log_dir is a broadcast under DDP: every rank must ask for it, before rank 0 goes on alone (asked
+        # on rank 0 only, it waits forever for ranks that have left)
+        log_dir = trainer.log_dir
         problem = getattr(pl_module, "problem", None)
-        if problem is None or not problem.has_reference:
+        if not trainer.is_global_zero or problem is None or not problem.has_reference:
             return
         path = Path(self.filename)
         if not path.is_absolute():
-            path = Path(trainer.log_dir or ".") / path
+            path = Path(log_dir or ".") / path
         self.path = plot_solution(pl_module, problem, path, self.loss_history)
         rank_zero_info(f"SolutionPlot: wrote {self.path}")
 

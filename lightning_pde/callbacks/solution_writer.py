@@ -30,6 +30,7 @@ class SolutionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any,
                            batch_indices: Any) -> None:
+        log_dir = trainer.log_dir  # a broadcast under DDP: asked on every rank, before rank 0 goes on alone
         if trainer.global_rank != 0:
             return
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
@@ -47,7 +48,7 @@ class SolutionWriter(BasePredictionWriter):
                 arrays["reference"] = grid.values.numpy()
         path = Path(self.path)
         if not path.is_absolute():
-            path = Path(trainer.log_dir or ".") / path
+            path = Path(log_dir or ".") / path
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **arrays)
         self.written = path

@@ -10,8 +10,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
+from lightning_pde.callbacks.lbfgs import DistributedLBFGS, fit_schedule
 from lightning_pde.problems.base import Condition
 from lightning_pde.validation import boolean, integer_at_least, name_list, nonempty_str, nonnegative_float, positive_int
 
@@ -35,7 +38,14 @@ class TimeMarching(Callback):
     (which samples the module's conditions) draws the window's points; they are redrawn at each window change.
     The callback owns the optimizer: each window starts a fresh one from the module's ``optimizer_factory``
     (Adam when the module has none) over the trainable parameters, and its learning-rate scheduler is not used.
-    It sets ``trainer.max_steps`` to the sum of the windows' budgets and stops training after the last window.
+    It stops training after the last window. With no ``max_steps`` given to the Trainer (its default -1) it sets
+    ``max_steps`` to the sum of the windows' budgets; a ``max_steps`` given to the Trainer (in a config or as
+    ``--trainer.max_steps``) is the limit and wins: when it is shorter than that sum, every window's Adam steps and
+    L-BFGS budget shrink in proportion to fit its equal share, so that every window is still trained (an error
+    when the limit is below one step per window); the shrunk budgets are reported when fit starts.
+    Under DDP the L-BFGS loss is averaged over the ranks (:class:`~lightning_pde.callbacks.lbfgs.DistributedLBFGS`)
+    and the end of each window is decided together, so the replicas stay identical; with a ``TimeWindows`` network
+    DDP is told to expect unused parameters (the windows not in training).
     Resuming from a checkpoint restarts the current window's current phase with a fresh optimizer. Marching runs
     forward from the lower end of the time input's range (problems with a terminal condition are not supported).
 
@@ -76,6 +86,8 @@ class TimeMarching(Callback):
         self.window, self.phase, self.phase_steps, self.iterations, self.finished = 0, "", 0, 0, False
         self._n_iter_seen = 0
         self._original: dict[str, Condition] = {}
+        # each window's budgets in this fit, after the Trainer's max_steps (see the class docstring)
+        self._adam_steps, self._lbfgs_iterations = self.adam_steps, self.lbfgs_iterations
 
     # -- set-up ---------------------------------------------------------------------------------------------------
     @property
@@ -102,15 +114,33 @@ class TimeMarching(Callback):
         if not self._original:
             self._original = dict(pl_module.conditions)
         self._initial = [name for name, cond in self._original.items() if cond.kind == "initial"]
+        strategy = trainer.strategy
+        if self.windowed and isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get(
+                "find_unused_parameters"):
+            # only the window in training takes part in a step; DDP would wait for the others' gradients forever
+            # (setup runs before DDP wraps the module, so this still takes effect)
+            strategy._ddp_kwargs["find_unused_parameters"] = True
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trainer.fit_loop.epoch_loop.max_steps = self.n_windows * (self.adam_steps + self.lbfgs_steps)
+        limit, schedule = trainer.max_steps, self.n_windows * (self.adam_steps + self.lbfgs_steps)
+        self._adam_steps, self._lbfgs_iterations = self.adam_steps, self.lbfgs_iterations
+        if limit < 0:
+            trainer.fit_loop.epoch_loop.max_steps = schedule
+        elif limit < schedule:
+            if limit < self.n_windows:
+                raise ValueError(f"TimeMarching: max_steps={limit} leaves less than one step for each of the "
+                                 f"{self.n_windows} windows; give max_steps >= {self.n_windows}")
+            self._adam_steps, steps = fit_schedule(self.adam_steps, self.lbfgs_steps, limit // self.n_windows)
+            self._lbfgs_iterations = min(self.lbfgs_iterations, steps * self.iterations_per_step)
+            rank_zero_info(f"TimeMarching: max_steps={limit} is shorter than the {self.n_windows} windows' schedule "
+                           f"({schedule} steps); each window shrunk to {self._adam_steps} Adam steps and "
+                           f"{self._lbfgs_iterations} L-BFGS iterations")
         if not self.finished:
             self._enter(trainer, pl_module, self.window, self.phase or self._first_phase, warm=False)
 
     @property
     def _first_phase(self) -> str:
-        return "adam" if self.adam_steps else "lbfgs"
+        return "adam" if self._adam_steps else "lbfgs"
 
     # -- one window -----------------------------------------------------------------------------------------------
     def _squeeze(self, sample: Callable[..., Tensor], lower: float, upper: float) -> Callable[..., Tensor]:
@@ -154,8 +184,9 @@ class TimeMarching(Callback):
             factory = getattr(pl_module, "optimizer_factory", None) or torch.optim.Adam
             optimizer = factory(parameters)
         else:
-            optimizer = torch.optim.LBFGS(
-                parameters, lr=1.0, max_iter=min(self.iterations_per_step, self.lbfgs_iterations - self.iterations),
+            optimizer = DistributedLBFGS(
+                parameters, reduce=trainer.strategy.reduce if trainer.world_size > 1 else None, lr=1.0,
+                max_iter=min(self.iterations_per_step, self._lbfgs_iterations - self.iterations),
                 history_size=self.history_size, tolerance_grad=self.tolerance_grad,
                 tolerance_change=self.tolerance_change, line_search_fn="strong_wolfe")
             self._n_iter_seen = 0
@@ -170,9 +201,9 @@ class TimeMarching(Callback):
         self.phase_steps += 1
         pl_module.log("marching/window", float(self.window))
         if self.phase == "adam":
-            if self.phase_steps < self.adam_steps:
+            if self.phase_steps < self._adam_steps:
                 return
-            if self.lbfgs_iterations:
+            if self._lbfgs_iterations:
                 self.phase, self.phase_steps, self.iterations = "lbfgs", 0, 0
                 self._install(trainer, pl_module)
                 return
@@ -182,8 +213,9 @@ class TimeMarching(Callback):
             done, self._n_iter_seen = n_iter - self._n_iter_seen, n_iter
             budget = optimizer.param_groups[0]["max_iter"]
             self.iterations += done
-            remaining = self.lbfgs_iterations - self.iterations
-            if remaining > 0 and done >= budget:
+            remaining = self._lbfgs_iterations - self.iterations
+            # decided together, so that no rank moves on to the next window while another still steps this one
+            if not trainer.strategy.reduce_boolean_decision(remaining <= 0 or done < budget, all=False):
                 optimizer.param_groups[0]["max_iter"] = min(self.iterations_per_step, remaining)
                 return
         self._next_window(trainer, pl_module)

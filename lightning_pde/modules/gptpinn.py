@@ -717,6 +717,7 @@ class GPTPINN(pl.LightningModule):
             return None
         params = self.next_params.clone()
         pinn = self.train_neuron(params)
+        self._share_neuron(pinn)
         self.add_neuron(pinn, params)
         self.log("greedy/neuron_seconds", self.neuron_seconds[-1])
         if self.neuron_losses:
@@ -724,6 +725,16 @@ class GPTPINN(pl.LightningModule):
         self.log("greedy/n_neurons", float(self.n_neurons))
         self.optimizers().step()  # no gradient, nothing changes: counts the greedy step (see configure_optimizers)
         return None
+
+    def _share_neuron(self, pinn: PINN) -> None:
+        """Under DDP give every rank rank 0's trained neuron. Each rank trains the same neuron from the same seed on
+        the same points, which gives the same weights only where every kernel is deterministic (not all are on a
+        GPU); with rank 0's weights everywhere the banks agree exactly, and so do the candidate losses that the
+        ranks compute on their shares and the greedy choices made from them."""
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return
+        for tensor in [*pinn.parameters(), *pinn.buffers()]:
+            torch.distributed.broadcast(tensor.data, src=0)
 
     def configure_optimizers(self) -> Any:
         # A no-op optimizer on the anchor: one (empty) step per greedy step advances trainer.global_step, which
