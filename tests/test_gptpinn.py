@@ -233,12 +233,14 @@ def test_cli_end_to_end_tiny(name, tmp_path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            main(["fit", "--config", str(ROOT / "configs" / "gptpinn" / f"{name}.yaml"), *tiny, *extra])
+            main(["fit", "--config", str(ROOT / "configs" / "gptpinn" / f"{name}.yaml"), *tiny, *extra,
+                  f"--trainer.default_root_dir={tmp_path}"])
     finally:
         os.chdir(cwd)
-    module = lightning_pde.load(tmp_path / "checkpoints" / name / "last.ckpt")
+    (last,) = tmp_path.rglob("last.ckpt")
+    module = lightning_pde.load(last)
     assert module.n_neurons == 3 and module.selected_params.shape[0] == 3
-    loaded = GPTPINN.load_from_checkpoint(tmp_path / "checkpoints" / name / "last.ckpt")
+    loaded = GPTPINN.load_from_checkpoint(last)
     params = module.training_params[:4]
     torch.testing.assert_close(loaded.solve(params, warn=False), module.solve(params, warn=False))
 
@@ -247,14 +249,14 @@ def test_ddp_two_ranks_select_like_one_process(tmp_path):
     config = str(ROOT / "configs" / "gptpinn" / "burgers.yaml")
     args = ["fit", "--config", config, *CLI_TINY, "--model.parameter_grid={nu: [0.05, 0.5, 7]}"]
     (tmp_path / "one").mkdir()
-    one = lpde(*args, cwd=tmp_path / "one")
+    one = lpde(*args, f"--trainer.default_root_dir={tmp_path / 'one'}", cwd=tmp_path / "one")
     assert one.returncode == 0, one.stderr[-3000:]
     (tmp_path / "two").mkdir()
-    two = lpde(*args, "--trainer.strategy=ddp", "--trainer.devices=2", cwd=tmp_path / "two")
+    two = lpde(*args, "--trainer.strategy=ddp", "--trainer.devices=2", f"--trainer.default_root_dir={tmp_path / 'two'}",
+               cwd=tmp_path / "two")
     assert two.returncode == 0, two.stderr[-3000:]
     assert "distributed_backend=gloo" in two.stderr + two.stdout
-    a = lightning_pde.load(tmp_path / "one" / "checkpoints" / "burgers" / "last.ckpt")
-    b = lightning_pde.load(tmp_path / "two" / "checkpoints" / "burgers" / "last.ckpt")
+    (a,), (b,) = [[lightning_pde.load(p) for p in (tmp_path / run).rglob("last.ckpt")] for run in ("one", "two")]
     torch.testing.assert_close(a.selected_params, b.selected_params)
     torch.testing.assert_close(a.max_losses, b.max_losses, rtol=1e-6, atol=1e-12)
 
