@@ -109,10 +109,11 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 FAMILIES = {
     # AdamThenLBFGS (its switch at step 2000, moved inside the run by max_steps: 28 Adam steps, then 2 L-BFGS steps of
     # 50 iterations), ModelCheckpoint and SolutionPlot, which draws when fit ends
-    "pinn/burgers": ["--model.init_args.problem.init_args.n_pde=301", "--model.init_args.problem.init_args.n_initial=40",
-                     "--model.init_args.problem.init_args.n_boundary=40", "--model.init_args.net.init_args.hidden=[8,8]",
-                     "--data.init_args.steps_per_epoch=10", "--trainer.max_steps=30",
-                     "--trainer.check_val_every_n_epoch=1", "--trainer.limit_val_batches=1"],
+    "pinn/burgers": [
+        "--model.init_args.problem.init_args.n_pde=301", "--model.init_args.problem.init_args.n_initial=40",
+        "--model.init_args.problem.init_args.n_boundary=40", "--model.init_args.net.init_args.hidden=[8,8]",
+        "--data.init_args.steps_per_epoch=10", "--trainer.max_steps=30", "--trainer.check_val_every_n_epoch=1",
+        "--trainer.limit_val_batches=1"],
     # the greedy stage trains each neuron on every rank and shards the candidates; GreedyBasisSelection, ModelCheckpoint
     "gptpinn/burgers": ["--model.max_neurons=2", "--model.neuron_max_steps=10", "--model.neuron_lbfgs_steps=5",
                         "--model.pde_grid=[10,10]", "--model.neuron_pde_grid=null", "--model.test_grid=[8,8]",
@@ -126,7 +127,8 @@ FAMILIES = {
     "quant/poisson2d_tt_se_smx": [
         "--model.init_args.problem.init_args.n_pde=16", "--model.init_args.problem.init_args.n_boundary=8",
         "--model.init_args.net.init_args.hidden=[16,16,16]",
-        "--model.init_args.net.init_args.tt_shapes=[[[1,1,1,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[]]",
+        "--model.init_args.net.init_args.tt_shapes="
+        "[[[1,1,1,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[[2,2,2,2],[2,2,2,2]],[]]",
         "--model.init_args.derivatives.init_args.samples=4", "--data.init_args.steps_per_epoch=3",
         "--trainer.max_steps=6", "--trainer.check_val_every_n_epoch=1", "--trainer.limit_val_batches=1"],
 }
@@ -139,7 +141,8 @@ def test_each_config_family_finishes_under_ddp_with_identical_replicas(family, t
     result = subprocess.run([sys.executable, "-m", "lightning_pde", "fit", "--config",
                              str(ROOT / "configs" / f"{family}.yaml"), *FAMILIES[family], *QUIET,
                              "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
-                             f"--trainer.default_root_dir={tmp_path / 'runs'}", "--trainer.callbacks+=ddp_probe.ReplicaDump",
+                             f"--trainer.default_root_dir={tmp_path / 'runs'}",
+                             "--trainer.callbacks+=ddp_probe.ReplicaDump",
                              f"--trainer.callbacks.directory={tmp_path / 'replicas'}"],
                             capture_output=True, text=True, cwd=tmp_path, env=env(), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
