@@ -25,7 +25,7 @@ def test_tiny_pinn_converges_in_seconds(tmp_path):
     pl.seed_everything(0)
     module = tiny_poisson()
     lbfgs = AdamThenLBFGS(switch_step=200, lbfgs_iterations=300, iterations_per_step=100)
-    t = trainer(tmp_path, max_steps=1, callbacks=[lbfgs], enable_checkpointing=False)
+    t = trainer(tmp_path, max_steps=-1, callbacks=[lbfgs], enable_checkpointing=False)
     data = CollocationDataModule(steps_per_epoch=50)
     t.fit(module, datamodule=data)
     (scores,) = t.test(module, datamodule=data, verbose=False)

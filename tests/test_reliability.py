@@ -55,7 +55,7 @@ def run(tmp_path, ckpt_path=None, stop_at=None):
         callbacks += [ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=stop_at,
                                       save_on_train_epoch_end=False), StopAt(stop_at)]
     data = CollocationDataModule(steps_per_epoch=10, resample_every=1, seed=3)
-    trainer = make_trainer(tmp_path, 50, callbacks, enable_checkpointing=bool(stop_at))
+    trainer = make_trainer(tmp_path, -1, callbacks, enable_checkpointing=bool(stop_at))
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return module, trainer
 
