@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow images clean
 
 install: $(STAMP)
 
@@ -29,5 +29,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -q -m slow
 
+# Redraw the README's Burgers and PID pictures in docs/images (the only command that writes there; ~15 min).
+images: $(STAMP)
+	OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m lightning_pde.demo --save-picture docs/images/burgers_pinn.png
+	OMP_NUM_THREADS=$(THREADS) $(BIN)/python benchmarks/pid.py --images docs/images
+
 clean:
-	rm -rf $(VENV) lightning_logs demo_output
+	rm -rf $(VENV) lightning_logs

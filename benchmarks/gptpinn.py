@@ -3,7 +3,8 @@ relative L2 over off-grid test parameters against exact / reference solutions, a
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/gptpinn.py --pde helmholtz burgers --neurons 8 --steps 800
 
-Writes benchmarks/results/gptpinn.json and docs/images/gptpinn_*.png. The S2GPT rows run the sparse online loss on
+Writes benchmarks/results/gptpinn.json, and gptpinn_*.png only under ``--images DIR`` (``--images docs/images``
+redraws the README's pictures). The S2GPT rows run the sparse online loss on
 the same bank: the magic points are built from it by CollocationDownsampling's EIM steps (solution EIM on every
 neuron, residual EIM at each greedily selected parameter), so GPT and S2GPT are compared at equal neurons.
 """
@@ -139,7 +140,7 @@ def s2gpt_replay(module: GPTPINN) -> list[float]:
 
 def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: bool = False,
         save_dir: str | None = None, load: bool = False, test_set: str = "log",
-        solver_steps: int | None = None) -> dict:
+        solver_steps: int | None = None, images: Path | None = None) -> dict:
     setup = dict(SETUPS[name])
     ckpt = Path(save_dir or ".") / f"{name}{'_exact' if exact else ''}.ckpt"
     if load:  # online measurements on a bank saved by an earlier run (its offline time is in that run's JSON)
@@ -218,11 +219,13 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
             print(f"{tag:16s} {variant:6s} {solver:13s} mean {row['mean_rel_l2']:.2e} max {row['max_rel_l2']:.2e} "
                   f"{n_test} at once {batched:.3f}s  one {single:.4f}s", flush=True)
     out["full_pinn_s_per_param"] = out["neuron_s_mean"]
-    plot(module, out)
+    if images is not None:
+        plot(module, out, images)
     return out
 
 
-def plot(module: GPTPINN, out: dict) -> None:
+def plot(module: GPTPINN, out: dict, images: Path) -> None:
+    """Draw gptpinn_<tag>.png (bank, selection, test-set error, magic points) and its error histogram into `images`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,7 +273,7 @@ def plot(module: GPTPINN, out: dict) -> None:
     axes[3].set(xlabel=module.problem.input_names[0], ylabel=module.problem.input_names[1], title="S2GPT magic points")
     axes[3].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "images" / f"gptpinn_{tag}.png", dpi=100)
+    fig.savefig(images / f"gptpinn_{tag}.png", dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bins = np.logspace(np.log10(min(err_gpt.min(), err_s2.min())), np.log10(max(err_gpt.max(), err_s2.max())), 25)
@@ -280,7 +283,7 @@ def plot(module: GPTPINN, out: dict) -> None:
            title=f"{tag}: {out['neurons']} neurons, {out['n_test']} off-grid tests")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "images" / f"gptpinn_{tag}_errors.png", dpi=100)
+    fig.savefig(images / f"gptpinn_{tag}_errors.png", dpi=100)
     plt.close(fig)
 
 
@@ -301,16 +304,20 @@ def main() -> None:
     parser.add_argument("--solver-steps", type=int, default=None,
                         help="iterations of the module's online solver (default: the bank's own solver_steps)")
     parser.add_argument("--out", default="gptpinn.json", help="file name under benchmarks/results/")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="draw the pictures into this folder (docs/images redraws the README's; default: none)")
     args = parser.parse_args()
     if args.test_set == "box" and args.pde != ["klein_gordon"]:  # before any greedy stage runs
         parser.error(f"--test-set box is for --pde klein_gordon only, got {args.pde}")
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
-    (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
-    results = {**stamp(), "args": vars(args), "pdes": []}
+    if args.images is not None:
+        args.images.mkdir(parents=True, exist_ok=True)
+    results = {**stamp(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+               "pdes": []}
     path = ROOT / "benchmarks" / "results" / args.out
     for name in args.pde:
         results["pdes"].append(run(name, args.neurons, args.steps, args.lbfgs, args.n_test, args.exact_neurons,
-                                   args.save, args.load, args.test_set, args.solver_steps))
+                                   args.save, args.load, args.test_set, args.solver_steps, args.images))
         path.write_text(json.dumps(results, indent=1))
     print(f"wrote {path}")
 
