@@ -22,8 +22,15 @@ def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho
     if n < 2:
         raise ValueError(f"karras_sigmas: n must be an integer >= 2, got {n!r}")
     ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    return (hi + ramp * (lo - hi)) ** rho
+    try:
+        lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    except OverflowError:  # a tiny rho: sigma ** (1 / rho) leaves float range
+        lo = hi = math.inf
+    sigmas = (hi + ramp * (lo - hi)) ** rho
+    if not torch.isfinite(sigmas).all() or not math.isfinite(hi):
+        raise ValueError(f"karras_sigmas: rho = {rho!r} gives a non-finite grid between sigma_min = {sigma_min!r} and "
+                         f"sigma_max = {sigma_max!r}; EDM uses rho = 7")
+    return sigmas
 
 
 def edm_scalings(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:

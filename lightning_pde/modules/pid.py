@@ -136,6 +136,8 @@ class PIDStudent(pl.LightningModule):
             source = getattr(teacher, "ema", None) if getattr(teacher, "ema_decay", 0) else None
             source = source if source is not None else getattr(teacher, "backbone", None)
             backbone = copy.deepcopy(source) if source is not None else MLPBackbone(dim=self.data_shape[0])
+        if not isinstance(backbone, nn.Module):
+            raise ValueError(f"{owner}: backbone must be a torch.nn.Module or its spec, got {backbone!r}")
         self.backbone = backbone.requires_grad_(True)
         self.sigma_data = float(teacher.sigma_data)
         self.register_buffer("sigmas", karras_sigmas(self.n_grid, sigma_min, sigma_max, rho).float(),
