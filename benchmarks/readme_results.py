@@ -220,6 +220,8 @@ def main() -> None:
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
     rows = [r for r in ROWS if not options.only or r.key in options.only]
     report = {**stamp(threads), "results": [], "peers": peer_summary()}
+    Path(options.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(options.output).write_text(json.dumps(report, indent=2))
     print(f"{'config':34s} {'rel L2':>9s} {'residual':>9s} {'fit s':>7s} {'steps':>6s} {'load':>5s}")
     for row in rows:
         result = measure(row, threads)
@@ -228,8 +230,6 @@ def main() -> None:
               f"{result['fit_process_seconds']:7.0f} {result['steps']:6d} {result['load_average_after'] or 0:5.2f}",
               flush=True)
         Path(options.output).write_text(json.dumps(report, indent=2))  # keep what is done if a later row fails
-    Path(options.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(options.output).write_text(json.dumps(report, indent=2))
     print(f"\nwrote {options.output} (threads={threads}, commit {report['commit'][:10]}"
           f"{', uncommitted changes' if report['dirty'] else ''})")
 
