@@ -267,6 +267,10 @@ def main(args: list[str] | None = None) -> int:
     """Entry point of ``lpde``; returns the exit status."""
     argv = list(sys.argv[1:] if args is None else args)
     debug = os.environ.get("LPDE_DEBUG", "") not in ("", "0")
+    # A user's own problem file in the working directory is importable by class_path, as under `python -m`; at the
+    # end of the path, so that it never shadows an installed package.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     if argv[:1] == ["plugins"]:
         print_plugins()
         return 0

@@ -12,7 +12,8 @@ mixed derivative, the part after the first ``_`` read as a sequence of input nam
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -52,7 +53,14 @@ class Fields(ABC):
     Attributes:
         x: the points, shape (N, n_inputs).
         u: the network outputs, shape (N, n_outputs).
+        domain: the problem's geometry, which :attr:`normal` reads (set by the module that builds the fields).
+        values: observed values paired with the points, (N, k), for data conditions (:class:`PointData`).
+        unknowns: the problem's unknown constants by name, which :meth:`unknown` reads.
     """
+
+    domain: Any = None
+    values: Tensor | None = None
+    unknowns: Mapping[str, Tensor] | None = None
 
     def __init__(self, net: Network, x: Tensor, input_names: Sequence[str], output_names: Sequence[str]) -> None:
         self.net = net
@@ -101,6 +109,38 @@ class Fields(ABC):
     def u(self) -> Tensor:
         return torch.stack([self.partial(k, ()) for k in range(len(self.output_names))], dim=1)
 
+    @property
+    def normal(self) -> Tensor:
+        """Outward unit normals of the domain at the points, (N, n_inputs) (boundary conditions only)."""
+        if self.domain is None or not callable(getattr(self.domain, "normal", None)):
+            raise ValueError("f.normal needs the problem's domain, a geometry with normal(points) (lightning_pde."
+                             f"geometry); these fields have {type(self.domain).__name__ if self.domain else 'none'}")
+        cached = self.__dict__.get("_normal")
+        if cached is None:
+            # geometry is float64 on the CPU; the normals are constants of the points, not of the network
+            normal = self.domain.normal(self.x.detach().to("cpu", torch.float64))
+            cached = self.__dict__["_normal"] = normal.to(device=self.x.device, dtype=self.x.dtype)
+        return cached
+
+    def normal_derivative(self, output: str = "u") -> Tensor:
+        """grad(output) . n at boundary points, shape (N,): Neumann and Robin conditions are one line with it."""
+        return (self.grad(output) * self.normal).sum(dim=1)
+
+    def unknown(self, name: str) -> Tensor:
+        """The trainable estimate of the problem's unknown constant `name` (declared as ``unknowns = {...}``), 0-d."""
+        if not self.unknowns or name not in self.unknowns:
+            known = sorted(self.unknowns or ())
+            raise KeyError(f"unknown constant {name!r}: the problem declares {known or 'none'} (add it to the "
+                           "problem's `unknowns = {name: initial value}`)")
+        return self.unknowns[name]
+
+    def share_context(self, other: "Fields") -> "Fields":
+        """Give `other` this object's domain, values and unknowns (fields built for other points or halves)."""
+        other.domain, other.unknowns = self.domain, self.unknowns
+        if other.values is None:
+            other.values = self.values
+        return other
+
     def at(self, x: Tensor) -> "Fields":
         """The same network's fields at other points (periodic conditions compare two sides of the domain)."""
         return type(self)(self.net, x, self.input_names, self.output_names)
@@ -118,6 +158,7 @@ class FieldsView(Fields):
         self.parent, self.rows = parent, rows
         self.net, self.input_names, self.output_names = parent.net, parent.input_names, parent.output_names
         self.x = parent.x[rows]
+        self.domain, self.unknowns = parent.domain, parent.unknowns
 
     def partial(self, output: int, inputs: tuple[int, ...]) -> Tensor:
         return self.parent.partial(output, inputs)[self.rows]

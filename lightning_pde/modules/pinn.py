@@ -34,10 +34,28 @@ def checkpoint_hparams(hparams: dict[str, Any]) -> None:
             del hparams[key]
 
 
+def checked_unknowns(problem: Problem) -> dict[str, float]:
+    """The problem's ``unknowns`` as {name: initial value}, or a ValueError naming a bad entry."""
+    unknowns = problem.unknowns
+    if not isinstance(unknowns, dict):
+        raise ValueError(f"{problem.name}: unknowns must map names to initial values, got {unknowns!r}")
+    checked = {}
+    for name, value in unknowns.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"{problem.name}: unknowns names must be identifiers, got {name!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < float("inf"):
+            raise ValueError(f"{problem.name}: unknowns[{name!r}] must be a finite number (its initial value), "
+                             f"got {value!r}")
+        checked[name] = float(value)
+    return checked
+
+
 class PINN(pl.LightningModule):
     """A network u_theta(x) trained to make a problem's residuals vanish at collocation points.
 
-    Loss = sum over the problem's conditions c of ``loss_weights[c] * mean(residual_c ** 2)``.
+    Loss = sum over the problem's conditions c of ``loss_weights[c] * mean(residual_c ** 2)``. A problem's unknown
+    constants (``unknowns = {"nu": 0.05}``) become trainable scalars in :attr:`unknowns`, optimised with the network,
+    logged as ``train/unknown_<name>`` and stored in the checkpoint.
 
     Args:
         problem: the PDE (a :class:`~lightning_pde.problems.Problem`), e.g. ``Burgers(nu=0.01/pi)``.
@@ -61,7 +79,8 @@ class PINN(pl.LightningModule):
         lr_scheduler: optional learning-rate scheduler factory (``LRSchedulerCallable``).
 
     Shapes: ``module(x)`` takes x (N, n_inputs), columns in ``problem.input_names`` order, returns (N, n_outputs).
-    Validation and test log ``rel_l2`` (against the exact/reference solution on ``problem.evaluation_grid()``) and
+    Validation and test log ``rel_l2`` (against the exact/reference solution on ``problem.evaluation_grid()``, over
+    all outputs together: ||U - U_ref||_F / ||U_ref||_F; a system also logs ``rel_l2_<output>`` for each) and
     ``residual`` (mean |PDE residual| there); they need gradients, so the Trainer must run with
     ``inference_mode=False`` (the `lpde` CLI's default).
     """
@@ -138,9 +157,16 @@ class PINN(pl.LightningModule):
             raise ValueError(f"PINN: compile=True needs the SinglePass derivative engine (its loss has no "
                              f"torch.autograd.grad inside, which torch.compile cannot compile), got "
                              f"{type(self.derivatives).__name__}")
+        #: the problem's unknown constants (inverse problems), trained with the network and kept in the checkpoint
+        self.unknowns = nn.ParameterDict({name: nn.Parameter(torch.tensor(value, dtype=torch.float32))
+                                          for name, value in checked_unknowns(problem).items()})
         self.check_conditions()
         self._compiled_losses: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
         self.val_rel_l2, self.test_rel_l2 = RelativeL2Error(), RelativeL2Error()
+        # systems: each output's error as well (the joint one is over all outputs together, as PINNacle scores)
+        per_output = problem.output_names if problem.n_outputs > 1 else ()
+        self.val_rel_l2_outputs = nn.ModuleDict({name: RelativeL2Error() for name in per_output})
+        self.test_rel_l2_outputs = nn.ModuleDict({name: RelativeL2Error() for name in per_output})
         self.val_residual, self.test_residual = PDEResidual(), PDEResidual()
 
     def check_conditions(self) -> None:
@@ -154,9 +180,9 @@ class PINN(pl.LightningModule):
         dtype = next(self.net.parameters(), torch.empty(0)).dtype  # a user may pass a network already in float64
         asked: set[int] = set()
         for name, cond in self.conditions.items():
-            points = cond.sample(2, generator, "uniform").to(dtype)
+            points, values = cond.split(cond.sample(2, generator, "uniform").to(dtype))
             try:
-                fields = self.derivatives.fields(self, points, self.problem.input_names, self.problem.output_names)
+                fields = self.fields(points, values)
                 cond.residual(fields)
             except (KeyError, ValueError, NotImplementedError, RuntimeError) as error:
                 message = error.args[0] if isinstance(error, KeyError) and error.args else error
@@ -250,9 +276,12 @@ class PINN(pl.LightningModule):
                 terms.append((fn(x), jac, diag if diagonal else diag.sum(1)))
         return terms[0], terms[1]
 
-    def fields(self, x: Tensor) -> Fields:
-        """The network's outputs and derivatives at `x` (N, n_inputs), by name (``f["u_xx"]``)."""
-        return self.derivatives.fields(self, x.to(self.dtype), self.problem.input_names, self.problem.output_names)
+    def fields(self, x: Tensor, values: Tensor | None = None) -> Fields:
+        """The network's outputs and derivatives at `x` (N, n_inputs), by name (``f["u_xx"]``), with the domain's
+        normals (``f.normal``), the unknown constants (``f.unknown("nu")``) and observed `values` (N, k) if given."""
+        fields = self.derivatives.fields(self, x.to(self.dtype), self.problem.input_names, self.problem.output_names)
+        fields.domain, fields.unknowns, fields.values = self.problem.domain, self.unknowns, values
+        return fields
 
     def condition_losses(self, points: dict[str, Tensor]) -> dict[str, Tensor]:
         """Mean squared residual of each condition at its points ``{condition name: (N_c, n_inputs)}``."""
@@ -260,23 +289,27 @@ class PINN(pl.LightningModule):
         if missing:
             raise KeyError(f"PINN: no points for condition(s) {missing} in the batch")
         names = list(self.conditions)
+        # data conditions carry their observed values in trailing columns: split them off the coordinates
+        split = {name: self.conditions[name].split(points[name]) for name in names}
         if self.fused:
-            everything = self.fields(torch.cat([points[name] for name in names]))
+            everything = self.fields(torch.cat([split[name][0] for name in names]))
             # plain Python sums: a tensor cumsum + .tolist() here was a graph break under torch.compile
             bounds = list(itertools.accumulate((len(points[name]) for name in names), initial=0))
             fields = {name: FieldsView(everything, slice(bounds[i], bounds[i + 1])) for i, name in enumerate(names)}
+            for name in names:
+                fields[name].values = split[name][1]
         else:
-            fields = {name: self.fields(points[name]) for name in names}
+            fields = {name: self.fields(*split[name]) for name in names}
         losses = {}
         debias = getattr(self.derivatives, "debias", False)
         for name, cond in self.conditions.items():
-            x = points[name]
+            x = split[name][0]
             reduce = self.reductions.get(name)
             if debias:
                 if reduce is not None:
                     raise ValueError(f"PINN: condition {name!r} has a weighted reduction (e.g. CausalWeighting), which "
                                      f"{type(self.derivatives).__name__}(debias=True) does not support")
-                first, second = fields[name].halves()
+                first, second = (fields[name].share_context(half) for half in fields[name].halves())
                 losses[name] = (cond.residual(first) * cond.residual(second)).mean()
                 continue
             residual = cond.residual(fields[name])
@@ -292,9 +325,12 @@ class PINN(pl.LightningModule):
         if self.global_step % max(getattr(self._trainer, "log_every_n_steps", 1), 1) == 0:
             self.log_dict({f"train/loss_{name}": value.detach() for name, value in losses.items()})
             self.log("train/loss", loss.detach(), prog_bar=True)
+            for name, value in self.unknowns.items():
+                self.log(f"train/unknown_{name}", value.detach(), prog_bar=True)
         return loss
 
-    def _score(self, batch: dict[str, Tensor], rel_l2: RelativeL2Error, residual: PDEResidual, stage: str) -> None:
+    def _score(self, batch: dict[str, Tensor], rel_l2: RelativeL2Error, residual: PDEResidual, stage: str,
+               per_output: nn.ModuleDict) -> None:
         if torch.is_inference_mode_enabled():
             raise RuntimeError("PINN: validation and test need gradients for the PDE residual; create the Trainer "
                                "with inference_mode=False (the lpde CLI does this by default)")
@@ -304,18 +340,23 @@ class PINN(pl.LightningModule):
         with torch.enable_grad():
             for start in range(0, len(points), chunk):
                 fields = self.fields(points[start:start + chunk])
-                rel_l2.update(fields.u, values[start:start + chunk].to(fields.u.dtype))
+                target = values[start:start + chunk].to(fields.u.dtype)
+                rel_l2.update(fields.u, target)
+                for k, metric in enumerate(per_output.values()):
+                    metric.update(fields.u[:, k], target[:, k])
                 for cond in self.conditions.values():
                     if cond.kind == "pde":
                         residual.update(cond.residual(fields))
         self.log(f"{stage}/rel_l2", rel_l2, prog_bar=stage == "val")
+        for name, metric in per_output.items():
+            self.log(f"{stage}/rel_l2_{name}", metric)
         self.log(f"{stage}/residual", residual)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._score(batch, self.val_rel_l2, self.val_residual, "val")
+        self._score(batch, self.val_rel_l2, self.val_residual, "val", self.val_rel_l2_outputs)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._score(batch, self.test_rel_l2, self.test_residual, "test")
+        self._score(batch, self.test_rel_l2, self.test_residual, "test", self.test_rel_l2_outputs)
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return {"points": batch["points"], "u": self(batch["points"].to(self.dtype)).detach()}

@@ -2,7 +2,7 @@
 ``lightning_pde.problems`` entry-point group (CONTRIBUTING.md)."""
 
 from lightning_pde.problems.allen_cahn import AllenCahn
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
+from lightning_pde.problems.base import Condition, EvaluationGrid, PointData, Problem
 from lightning_pde.problems.burgers import Burgers
 from lightning_pde.problems.domain import Ball, BallTime, Box
 from lightning_pde.problems.heat import Heat
@@ -12,4 +12,4 @@ from lightning_pde.problems.klein_gordon import KleinGordon
 from lightning_pde.problems.poisson import Poisson2D
 
 __all__ = ["AllenCahn", "Ball", "BallTime", "Box", "Burgers", "Condition", "EvaluationGrid", "HJB", "Heat",
-           "Helmholtz", "KleinGordon", "Poisson2D", "Problem"]
+           "Helmholtz", "KleinGordon", "PointData", "Poisson2D", "Problem"]

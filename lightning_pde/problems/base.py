@@ -8,14 +8,13 @@ A problem holds physics only. It never touches an optimizer or a network: a cond
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from lightning_pde.problems.domain import Box
 from lightning_pde.spec import Configurable
 
 if TYPE_CHECKING:
@@ -34,16 +33,74 @@ class Condition:
         residual: ``residual(fields)`` returns the residual at the fields' points, shape (n,) or (n, k); the loss
             term is its mean square.
         n_points: default number of points per training step.
+        n_values: number of observed values that `sample` appends to each point's coordinates, shape
+            (n, n_inputs + n_values): rows keep a point and its targets together through sampling and DDP sharding;
+            the module splits them off and the residual reads them as ``f.values`` (:class:`PointData`).
     """
 
     kind: str
     sample: Callable[[int, torch.Generator | None, str], Tensor]
     residual: Callable[["Fields"], Tensor]
     n_points: int
+    n_values: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in CONDITION_KINDS:
             raise ValueError(f"Condition: kind must be one of {CONDITION_KINDS}, got {self.kind!r}")
+
+    def split(self, rows: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Sampled rows (n, n_inputs + n_values) -> (points (n, n_inputs), values (n, n_values) or None)."""
+        if not self.n_values:
+            return rows, None
+        return rows[:, :-self.n_values], rows[:, -self.n_values:]
+
+
+class PointData(Condition):
+    """Observations of some outputs at given points: a condition of kind ``data`` whose loss is the mean square of
+    prediction minus observation. Each sampled row carries its point and its values together, so sampling and DDP
+    sharding keep them paired.
+
+    Args:
+        points: (n, n_inputs) observation points, in the problem's input order.
+        values: (n, k) observed values (or (n,) for k = 1), one column per name in `outputs`.
+        outputs: the observed outputs, e.g. ``("u",)`` or ``("u", "v")``.
+        n_points: points per training step; default all of them (fewer: a seeded random subset each sampling).
+    """
+
+    def __init__(self, points: Tensor, values: Tensor, outputs: Sequence[str] = ("u",),
+                 n_points: int | None = None) -> None:
+        points = torch.as_tensor(points, dtype=torch.float64)
+        values = torch.as_tensor(values, dtype=torch.float64)
+        values = values[:, None] if values.ndim == 1 else values
+        outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        if points.ndim != 2 or len(points) < 1:
+            raise ValueError(f"PointData: points must have shape (n, n_inputs) with n >= 1, got {tuple(points.shape)}")
+        if values.ndim != 2 or values.shape != (len(points), len(outputs)):
+            raise ValueError(f"PointData: values must have shape (n, len(outputs)) = ({len(points)}, {len(outputs)}) "
+                             f"for outputs {outputs}, got {tuple(values.shape)}")
+        if not bool(torch.isfinite(points).all() and torch.isfinite(values).all()):
+            raise ValueError("PointData: points and values must be finite (found nan or inf)")
+        n_points = len(points) if n_points is None else n_points
+        if isinstance(n_points, bool) or not isinstance(n_points, int) or not 1 <= n_points <= len(points):
+            raise ValueError(f"PointData: n_points must be an integer in [1, {len(points)}], got {n_points!r}")
+        rows = torch.cat([points, values], dim=1)
+
+        def sample(n: int, generator: torch.Generator | None = None, method: str = "uniform") -> Tensor:
+            if n > len(rows):
+                raise ValueError(f"PointData: asked for {n} points, but there are {len(rows)} observations")
+            if n == len(rows):
+                return rows.clone()
+            return rows[torch.randperm(len(rows), generator=generator)[:n]]
+
+        def residual(f: "Fields") -> Tensor:
+            if f.values is None:
+                raise ValueError("PointData: the fields carry no observed values (build them through the module)")
+            return torch.stack([f[name] for name in outputs], dim=1) - f.values
+
+        super().__init__("data", sample, residual, n_points, n_values=len(outputs))
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "outputs", outputs)
 
 
 @dataclass(frozen=True)
@@ -80,7 +137,11 @@ class Problem(Configurable):
     periodic_inputs: dict[str, float] = {}
     #: conditions that :meth:`hard_constraint` satisfies exactly (dropped from the loss when it is used)
     hard_conditions: tuple[str, ...] = ()
-    domain: Box
+    #: unknown constants of an inverse problem with their initial values, e.g. ``{"nu": 0.05}``: trained with the
+    #: network, read in residuals as ``f.unknown("nu")``
+    unknowns: dict[str, float] = {}
+    #: any geometry of :mod:`lightning_pde.geometry` (a Box, a square with holes, a space-time cylinder, ...)
+    domain: Any
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@ from .allen_cahn import (
 from .burgers import burgers_reference, cole_hopf_burgers
 from .cache import cache_dir, cached_array
 from .klein_gordon import klein_gordon_method_of_lines, klein_gordon_reference
+from .table import read_table
 
 __all__ = [
     "burgers_reference",
@@ -19,4 +20,5 @@ __all__ = [
     "allen_cahn_spectral",
     "klein_gordon_method_of_lines",
     "klein_gordon_reference",
+    "read_table",
 ]
