@@ -21,6 +21,19 @@ class ShardDump(Callback):
                    Path(self.directory) / f"rank{trainer.global_rank}.pt")
 
 
+class FirstBatchDump(ShardDump):
+    """Save each rank's first training batch (the rows the loss sees) to `directory`/rank<r>.pt."""
+
+    def on_train_start(self, trainer, pl_module):
+        pass
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 0:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            torch.save({"points": {k: v.detach().cpu() for k, v in batch.items()}},
+                       Path(self.directory) / f"rank{trainer.global_rank}.pt")
+
+
 class PoisonRank(Callback):
     """Make the PDE residual infinite on one rank from step `step` on."""
 
@@ -52,3 +65,35 @@ class ReplicaDump(Callback):
                     "optimizer": type(trainer.optimizers[0]).__name__ if trainer.optimizers else None,
                     "lbfgs_iterations": lbfgs[0].iterations if lbfgs else None},
                    Path(self.directory) / f"rank{trainer.global_rank}.pt")
+
+
+def _paired_problem():
+    import torch
+
+    from lightning_pde.problems import Condition, PointData, Problem
+    from lightning_pde.problems.domain import Box
+
+    class PairedDataProblem(Problem):
+        """Observations whose values are a known function of their points, v = x + 2 y, so any rank can check that
+        every row it holds still pairs a point with its own value."""
+
+        input_names = ("x", "y")
+        grid_shape = (4, 4)
+
+        def __init__(self, n_data: int = 101) -> None:
+            self.n_data = n_data
+            self.domain = Box([0.0, 0.0], [1.0, 1.0])
+
+        def exact(self, x):
+            return (x[:, 0] + 2 * x[:, 1])[:, None]
+
+        def conditions(self):
+            points = self.domain.sample(self.n_data, torch.Generator().manual_seed(7))
+            return {"pde": Condition("pde", lambda n, g, m: self.domain.sample(n, g, m), lambda f: f.laplacian("u"), 32),
+                    "data": PointData(points, self.exact(points), n_points=60)}
+
+    return PairedDataProblem
+
+
+PairedDataProblem = _paired_problem()
+PairedDataProblem.__module__ = __name__

@@ -158,3 +158,27 @@ def test_each_config_family_finishes_under_ddp_with_identical_replicas(family, t
     pictures = {"pinn/burgers": "solution.png", "pid/mixture_pid": "samples.png"}
     if family in pictures:
         assert list((tmp_path / "runs").rglob(pictures[family])), f"{family}: no {pictures[family]} was drawn"
+
+
+def test_observations_stay_paired_with_their_points_across_two_ranks(tmp_path):
+    """A PointData condition under DDP x2: each rank holds a disjoint half of the sampled observations, and every row
+    still carries its own point's value (v = x + 2 y), so sharding never separates a point from its target."""
+    config = tmp_path / "paired.yaml"
+    config.write_text("model:\n  class_path: lightning_pde.modules.PINN\n  init_args:\n"
+                      "    problem: {class_path: ddp_probe.PairedDataProblem}\n"
+                      "    net: {class_path: lightning_pde.nn.MLP, init_args: {hidden: [8]}}\n"
+                      "data:\n  class_path: lightning_pde.data.CollocationDataModule\n"
+                      "  init_args: {steps_per_epoch: 2, sampling: uniform}\n"
+                      "trainer: {max_steps: 2, enable_progress_bar: false, limit_val_batches: 0}\n")
+    result = subprocess.run([sys.executable, "-m", "lightning_pde", "fit", "--config", str(config),
+                             "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+                             f"--trainer.default_root_dir={tmp_path / 'runs'}", "--trainer.callbacks+=ddp_probe.FirstBatchDump",
+                             f"--trainer.callbacks.directory={tmp_path / 'shards'}"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shards = [torch.load(tmp_path / "shards" / f"rank{r}.pt", weights_only=True)["points"]["data"] for r in (0, 1)]
+    assert [len(s) for s in shards] == [30, 30]
+    for rows in shards:
+        assert rows.shape[1] == 3
+        torch.testing.assert_close(rows[:, 2], rows[:, 0] + 2 * rows[:, 1])  # float32 on the ranks
+    assert not {tuple(r) for r in shards[0].tolist()} & {tuple(r) for r in shards[1].tolist()}

@@ -50,7 +50,12 @@ class ResidualAdaptiveRefinement(Callback):
         added = datamodule.added_points.get(self.condition)
         if added is not None and len(added) >= self.max_added:
             return
-        condition = pl_module.conditions[self.condition]
+        condition = pl_module.conditions.get(self.condition)
+        if condition is None or condition.n_values:
+            # observations are given, not sampled: there are no candidate points to add
+            raise ValueError(f"ResidualAdaptiveRefinement: condition must name a sampled condition of the problem, one "
+                             f"of {sorted(k for k, c in pl_module.conditions.items() if not c.n_values)}, got "
+                             f"{self.condition!r}")
         rank, world = trainer.global_rank, trainer.world_size
         generator = torch.Generator().manual_seed(10_000 + self.refinements)
         candidates = condition.sample(self.n_candidates, generator, "uniform")[rank::world]

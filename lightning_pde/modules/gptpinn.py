@@ -147,6 +147,11 @@ class GPTPINN(pl.LightningModule):
             raise ValueError(f"{owner}: problem must be a lightning_pde Problem, got {type(problem).__name__}")
         if not problem.parameter_names:
             raise ValueError(f"{owner}: problem {problem.name} has no parameters (parameter_names is empty)")
+        data = sorted(name for name, cond in problem.conditions().items() if cond.n_values)
+        if problem.unknowns or data:
+            # the reduced model is a parametric forward solver: observations and unknown constants belong to a PINN
+            raise ValueError(f"{owner}: problem {problem.name} is an inverse problem (unknowns "
+                             f"{sorted(problem.unknowns)}, observation conditions {data}); train it with PINN")
         self.problem = problem
         names = problem.parameter_names
         if not isinstance(parameter_grid, dict) or sorted(parameter_grid) != sorted(names):
