@@ -17,7 +17,7 @@ derivatives is O(sigma^2).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -53,15 +53,67 @@ class SteinFields(Fields):
 
     def halves(self) -> tuple["SteinFields", "SteinFields"]:
         """Two fields over the first and the second half of the K sample pairs: independent estimates from the one
-        set of 2K + 1 evaluations (see :attr:`Stein.debias`)."""
+        set of 2K + 1 evaluations."""
+        half = self.evaluate()[1].shape[1] // 2
+        return self._weighted([(slice(0, half), 1.0)]), self._weighted([(slice(half, 2 * half), 1.0)])
+
+    def _weighted(self, parts: Sequence[tuple[slice, float]]) -> "SteinFields":
+        """A view whose derivative estimates are sum_j w_j (the estimate over the pairs in slice_j), for equal-size
+        slices and weights summing to 1 (every estimate is a mean of per-pair terms linear in the differences, so
+        scaling a slice's differences by len(parts) w_j does it); f(x) and the context (domain, values, unknowns)
+        are shared."""
         base, delta, var, odd, even = self.evaluate()
-        half = delta.shape[1] // 2
-        out = []
-        for part in (slice(0, half), slice(half, 2 * half)):
-            view = type(self)(self.net, self.x, self.input_names, self.output_names, self.engine)
-            view._evaluated = (base, delta[:, part], var, odd[:, part], even[:, part])
-            out.append(view)
-        return out[0], out[1]
+        n = len(parts)
+        view = type(self)(self.net, self.x, self.input_names, self.output_names, self.engine)
+        view._evaluated = (base, torch.cat([delta[:, part] for part, _ in parts], dim=1), var,
+                           torch.cat([odd[:, part] * (n * w) for part, w in parts], dim=1),
+                           torch.cat([even[:, part] * (n * w) for part, w in parts], dim=1))
+        return self.share_context(view)
+
+    def squared_residual(self, residual: Callable[[Fields], Tensor]) -> Tensor:
+        """An unbiased estimate of r^2 at every point, r = `residual` of the smoothed network, for residuals at most
+        quadratic in the estimated derivatives (|grad u|^2 in HJB, u_x u_y, u u_xx; f(x) itself is exact): the
+        loss of :attr:`Stein.debias`, same shape as `residual`'s output.
+
+        The K pairs are split in quarters a, b (first half h) and c, d (second half). For independent, equally
+        distributed estimates D_a, D_b and r a polynomial of degree <= 2 in them,
+        U_h = 2 r(D_h) - (r(D_a) + r(D_b)) / 2, with D_h = (D_a + D_b) / 2, has mean r(E D) exactly (the squares
+        of D_a and D_b cancel, the cross term D_a D_b is unbiased); U_h U_{h'} over the two independent halves then
+        has mean r^2. For a residual linear in the estimates U_h = r(D_h), the product of the two halves' residuals
+        (Hu et al., arXiv 2311.15283). A third residual evaluation, along the line through D_a and D_b, checks the
+        degree: a residual of degree 3 or more has no such estimator here and is refused.
+
+        Raises:
+            ValueError: for fewer than 4 sample pairs, or a residual not at most quadratic in the estimates.
+        """
+        k = self.evaluate()[1].shape[1]
+        if k < 4:
+            raise ValueError(f"Stein: the debiased loss splits the sample pairs in quarters and needs samples >= 4, "
+                             f"got {k}")
+        m = k // 4
+        quarters = [slice(i * m, (i + 1) * m) for i in range(4)]
+        estimates = []
+        for a, b in (quarters[:2], quarters[2:]):
+            r_a, r_b = residual(self._weighted([(a, 1.0)])), residual(self._weighted([(b, 1.0)]))
+            r_h = residual(self._weighted([(a, 0.5), (b, 0.5)]))
+            estimates.append(2 * r_h - (r_a + r_b) / 2)
+            if not estimates[1:]:
+                self._check_quadratic(residual, a, b, r_a, r_b, r_h)
+        return estimates[0] * estimates[1]
+
+    def _check_quadratic(self, residual: Callable[[Fields], Tensor], a: slice, b: slice, r_a: Tensor, r_b: Tensor,
+                         r_h: Tensor) -> None:
+        """Raise unless `residual` is at most quadratic along D(t) = (1 - t) D_a + t D_b: r(2) must equal the
+        parabola through t = 0, 1/2, 1 (Lagrange weights 3, -8, 6), up to rounding."""
+        with torch.no_grad():
+            r_2 = residual(self._weighted([(a, -1.0), (b, 2.0)]))
+            parabola = 3 * r_a - 8 * r_h + 6 * r_b
+            scale = torch.stack([v.abs().max() for v in (r_a, r_b, r_h, r_2)]).max()
+            if (r_2 - parabola).abs().max() > 1e-3 * scale + 1e-6:
+                raise ValueError("Stein(debias=True): the residual is not at most quadratic in the estimated "
+                                 "derivatives (e.g. a cube of a gradient); the debiased loss would be biased for it. "
+                                 "Use debias=False (the plain loss, biased by the estimator's variance) or an exact "
+                                 "engine (Autograd, Forward, ForwardLaplacian, SinglePass)")
 
     def evaluate(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(f(x) (N, m), delta (N, K, d), sigma^2 (d,), f(x+delta) - f(x-delta), f(x+delta) + f(x-delta) - 2 f(x),
@@ -142,8 +194,12 @@ class Stein(DerivativeEngine):
         debias: make the loss an unbiased estimate of the squared residual. The mean of r_hat^2 is r^2 plus the
             estimator's variance, and that variance (growing with the curvature and with d / K) acts as a penalty
             that pulls the solution away from the PDE's. With debias the K pairs are split into two independent
-            halves and the loss is mean(r_hat_1 * r_hat_2), whose mean is r^2 for residuals linear in the estimated
-            derivatives (Hu et al., arXiv 2311.15283); same cost. Needs samples >= 2 and ``PINN(fused=False)``.
+            halves and the loss is the product of an unbiased residual estimate from each
+            (:meth:`SteinFields.squared_residual`): for residuals linear in the estimated derivatives that is
+            mean(r_hat_1 * r_hat_2) (Hu et al., arXiv 2311.15283); for residuals quadratic in them (HJB's
+            |grad u|^2, whose plug-in estimate is biased by the gradient's variance) each half's estimate is
+            corrected with its two quarters; higher degrees are refused. Same network evaluations. Needs
+            samples >= 4 and ``PINN(fused=False)``.
     """
 
     fields_class = SteinFields
@@ -155,8 +211,8 @@ class Stein(DerivativeEngine):
                  time_inputs: Sequence[str] = ("t",), diffquant: bool = False, debias: bool = False) -> None:
         self.samples = positive_int("Stein", "samples", samples)
         self.debias = boolean("Stein", "debias", debias)
-        if self.debias and self.samples < 2:
-            raise ValueError(f"Stein: debias=True splits the sample pairs in two halves and needs samples >= 2, "
+        if self.debias and self.samples < 4:
+            raise ValueError(f"Stein: debias=True splits the sample pairs in quarters and needs samples >= 4, "
                              f"got {samples}")
         self.sigma = positive_float("Stein", "sigma", sigma)
         self.time_sigma = self.sigma if time_sigma is None else positive_float("Stein", "time_sigma", time_sigma)

@@ -78,7 +78,11 @@ class MLP(nn.Module, Configurable):
         widths = [first, *self.hidden, out_features]
         for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
             layer = self.make_layer(index, fan_in, fan_out)
-            self.layers.append(layer if self.quantizer is None else self.quantizer.convert(layer))
+            if self.quantizer is not None:
+                # the first layer's input is the coordinates, which a recipe may keep at a higher precision
+                convert = getattr(self.quantizer, "convert_input_layer", None) if index == 0 else None
+                layer = (convert or self.quantizer.convert)(layer)
+            self.layers.append(layer)
         self.in_features, self.out_features = in_features, out_features
         return self
 

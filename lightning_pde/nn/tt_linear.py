@@ -52,7 +52,9 @@ class TTLinear(nn.Module):
     Attributes:
         cores: the d trainable cores, (r_{k-1}, m_k, n_k, r_k).
         weight_quant, input_quant: optional modules applied to every merged weight factor and to every contraction
-            intermediate (set by a quantizer recipe, :meth:`set_quantizers`); None means full precision.
+            intermediate (set by a quantizer recipe, :meth:`quantize_with`); None means full precision.
+        layer_input_quant: the module for the layer's own input (the first contraction's); None means
+            `input_quant`. A network's first layer keeps its input coordinates at a higher precision with it.
 
     Shapes: (..., N) -> (..., M).
 
@@ -86,10 +88,27 @@ class TTLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(self.out_features)) if bias else None
         self.weight_quant: nn.Module | None = None
         self.input_quant: nn.Module | None = None
+        self.layer_input_quant: nn.Module | None = None
 
-    def set_quantizers(self, weight_quant: nn.Module | None, input_quant: nn.Module | None) -> None:
-        """Quantize merged weight factors with `weight_quant` and contraction intermediates with `input_quant`."""
-        self.weight_quant, self.input_quant = weight_quant, input_quant
+    def set_quantizers(self, weight_quant: nn.Module | None, input_quant: nn.Module | None,
+                       layer_input_quant: nn.Module | None = None) -> None:
+        """Quantize merged weight factors with `weight_quant`, contraction intermediates with `input_quant` and the
+        layer's own input with `layer_input_quant` (None: `input_quant`)."""
+        self.weight_quant, self.input_quant, self.layer_input_quant = weight_quant, input_quant, layer_input_quant
+
+    def quantize_with(self, quantizer: Quantizer, input_layer: bool = False) -> "TTLinear":
+        """How a TT layer is quantized (the recipe's :meth:`~lightning_pde.quant.Quantizer.convert` calls this): the
+        recipe's weight quantizer on every merged factor, its activation quantizer on every contraction intermediate
+        and, for the network's first layer (`input_layer`), its input-layer activation quantizer on the coordinates.
+        In place (the cores stay the same Parameters); returns the layer."""
+        self.set_quantizers(quantizer.weight_quantizer(), quantizer.activation_quantizer(),
+                            quantizer.activation_quantizer(input_layer=True) if input_layer else None)
+        return self
+
+    def is_quantized(self) -> bool:
+        """Whether any quantizer hook is set and switched on (see :func:`lightning_pde.quant.full_precision`)."""
+        return any(hook is not None and getattr(hook, "quant_enabled", True)
+                   for hook in (self.weight_quant, self.input_quant, self.layer_input_quant))
 
     @classmethod
     def from_dense(cls, weight: Tensor, in_shape: Sequence[int], out_shape: Sequence[int], rank: int | Sequence[int],
@@ -146,9 +165,10 @@ class TTLinear(nn.Module):
             raise ValueError(f"TTLinear: expected inputs (..., {self.in_features}), got {tuple(x.shape)}")
         b = math.prod(lead) if lead else 1
         state = x.reshape(b, 1, 1, self.in_features)  # (batch, outputs done, rank, inputs left)
-        for factor in self.factors():
-            if self.input_quant is not None:
-                state = self.input_quant(state.reshape(b, -1)).reshape(state.shape)
+        for index, factor in enumerate(self.factors()):
+            hook = self.layer_input_quant if index == 0 and self.layer_input_quant is not None else self.input_quant
+            if hook is not None:
+                state = hook(state.reshape(b, -1)).reshape(state.shape)
             r, m, n, s = factor.shape
             done, rest = state.shape[1], state.shape[3] // n
             state = torch.einsum("barin,rmis->bamsn", state.reshape(b, done, r, n, rest), factor)

@@ -171,7 +171,7 @@ def smx_fake_quant(x: Tensor, bits: int = 8, block: int = 4, grad_bits: int | No
 
 
 def smx_linear(x: Tensor, weight: Tensor, bias: Tensor | None, bits: int = 8, grad_bits: int = 12,
-               block: int = 4) -> Tensor:
+               block: int = 4, input_bits: int | None = None) -> Tensor:
     """y = Q8(x) Q8(W)^T + b; backward dX = Q12(dY) Q8(W), dW = Q12(dY)^T Q8(x), db = sum dY.
 
     Autograd saves only the quantized x and W, and the backward GEMMs use them transposed, which is exact for square
@@ -179,9 +179,11 @@ def smx_linear(x: Tensor, weight: Tensor, bias: Tensor | None, bits: int = 8, gr
     ``autograd.Function`` with a hand-written backward, so the input derivatives a PINN needs work with every
     engine that differentiates the network: reverse mode to any order (the Laplacian by ``create_graph``, with the
     weights' gradient through it), ``torch.func.jvp`` and ``vmap``. x may have leading batch dimensions.
+    `input_bits` (default `bits`) quantizes x alone: a network's first layer keeps its input coordinates at a
+    higher precision (INT12), as the paper's accelerator does (docs/quant.md).
     """
     shape = x.shape
-    xq = _Quantize.apply(x.reshape(-1, shape[-1]), bits, block)
+    xq = _Quantize.apply(x.reshape(-1, shape[-1]), bits if input_bits is None else input_bits, block)
     wq = _Quantize.apply(weight, bits, block)
     y = _QuantizeGradient.apply(xq @ wq.T, grad_bits, block)
     if bias is not None:
@@ -199,37 +201,45 @@ class SMXLinear(nn.Linear):
         bits: SMX element bits of weights and activations, >= 2.
         grad_bits: SMX element bits of output gradients, >= 2.
         block: tile side, >= 1.
+        input_bits: SMX element bits of the layer's input, >= 2; None means `bits` (a first layer: 12).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, bits: int = 8, grad_bits: int = 12,
-                 block: int = 4) -> None:
+                 block: int = 4, input_bits: int | None = None) -> None:
         super().__init__(in_features, out_features, bias=bias)
+        self._set_format(bits, grad_bits, block, input_bits)
+
+    def _set_format(self, bits: int, grad_bits: int, block: int, input_bits: int | None) -> None:
         self.bits = integer_at_least("SMXLinear", "bits", bits, 2)
         self.grad_bits = integer_at_least("SMXLinear", "grad_bits", grad_bits, 2)
         self.block = integer_at_least("SMXLinear", "block", block, 1)
+        self.input_bits = self.bits if input_bits is None else integer_at_least("SMXLinear", "input_bits",
+                                                                                input_bits, 2)
         #: False inside lightning_pde.quant.full_precision: a plain float linear with the same weights
         self.quant_enabled = True
 
     @classmethod
-    def from_linear(cls, layer: nn.Linear, bits: int = 8, grad_bits: int = 12, block: int = 4) -> "SMXLinear":
+    def from_linear(cls, layer: nn.Linear, bits: int = 8, grad_bits: int = 12, block: int = 4,
+                    input_bits: int | None = None) -> "SMXLinear":
         """An SMXLinear sharing `layer`'s parameters (the same Parameter objects, so optimizers stay valid)."""
         new = cls.__new__(cls)
         nn.Module.__init__(new)
         new.in_features, new.out_features = layer.in_features, layer.out_features
         new.weight, new.bias = layer.weight, layer.bias
-        new.bits = integer_at_least("SMXLinear", "bits", bits, 2)
-        new.grad_bits = integer_at_least("SMXLinear", "grad_bits", grad_bits, 2)
-        new.block = integer_at_least("SMXLinear", "block", block, 1)
-        new.quant_enabled = True
+        new._set_format(bits, grad_bits, block, input_bits)
         return new
+
+    def is_quantized(self) -> bool:
+        return self.quant_enabled
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.quant_enabled:  # see lightning_pde.quant.full_precision
             return nn.functional.linear(x, self.weight, self.bias)
-        return smx_linear(x, self.weight, self.bias, self.bits, self.grad_bits, self.block)
+        return smx_linear(x, self.weight, self.bias, self.bits, self.grad_bits, self.block, self.input_bits)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, bits={self.bits}, grad_bits={self.grad_bits}, block={self.block}"
+        extra = f", input_bits={self.input_bits}" if self.input_bits != self.bits else ""
+        return f"{super().extra_repr()}, bits={self.bits}, grad_bits={self.grad_bits}, block={self.block}{extra}"
 
 
 class SMXFakeQuant(nn.Module):
@@ -258,30 +268,34 @@ class SMXFakeQuant(nn.Module):
 class SMXQuantizer(Quantizer):
     """The built-in quantizer recipe for ``model.net.quantizer``: SMX training of every layer of a network.
 
-    :meth:`convert` turns an ``nn.Linear`` into an :class:`SMXLinear` sharing its parameters and gives a
-    :class:`~lightning_pde.nn.TTLinear` SMX hooks on its (partially reconstructed) weight factors and on every
-    intermediate of its contraction.
+    An ``nn.Linear`` becomes an :class:`SMXLinear` sharing its parameters; a layer declaring ``quantize_with``
+    (:class:`~lightning_pde.nn.TTLinear`) gets :class:`SMXFakeQuant` hooks on its (partially reconstructed) weight
+    factors and on every intermediate of its contraction.
 
     Args:
         bits: element bits of weights and activations (the paper: 8), >= 2.
         grad_bits: element bits of gradients (the paper: 12), >= 2.
         block: tile side (the paper: 4), >= 1.
+        input_bits: element bits of the network's input coordinates, the first layer's input (>= 2; None means
+            `bits`). The paper's accelerator keeps inputs at a higher precision; rounding the coordinates themselves
+            to INT8 costs about 1.2e-3 relative L2 on Poisson2D (docs/quant.md), so the paper configs use 12.
     """
 
-    def __init__(self, bits: int = 8, grad_bits: int = 12, block: int = 4) -> None:
+    def __init__(self, bits: int = 8, grad_bits: int = 12, block: int = 4, input_bits: int | None = None) -> None:
         self.bits = integer_at_least("SMXQuantizer", "bits", bits, 2)
         self.grad_bits = integer_at_least("SMXQuantizer", "grad_bits", grad_bits, 2)
         self.block = integer_at_least("SMXQuantizer", "block", block, 1)
+        self.input_bits = self.bits if input_bits is None else integer_at_least("SMXQuantizer", "input_bits",
+                                                                                input_bits, 2)
 
-    def convert(self, layer: nn.Module) -> nn.Module:
-        """The quantized counterpart of `layer` (returned unchanged when it is neither Linear nor TTLinear)."""
-        from lightning_pde.nn.tt_linear import TTLinear
-
-        if isinstance(layer, TTLinear):
-            layer.set_quantizers(SMXFakeQuant(self.bits, self.grad_bits, self.block),
-                                 SMXFakeQuant(self.bits, self.grad_bits, self.block))
-            layer.precision_bits = self.bits
+    def linear(self, layer: nn.Linear, input_layer: bool = False) -> nn.Module:
+        if isinstance(layer, SMXLinear):
             return layer
-        if isinstance(layer, nn.Linear) and not isinstance(layer, SMXLinear):
-            return SMXLinear.from_linear(layer, self.bits, self.grad_bits, self.block)
-        return layer
+        return SMXLinear.from_linear(layer, self.bits, self.grad_bits, self.block,
+                                     self.input_bits if input_layer else None)
+
+    def weight_quantizer(self) -> nn.Module:
+        return SMXFakeQuant(self.bits, self.grad_bits, self.block)
+
+    def activation_quantizer(self, input_layer: bool = False) -> nn.Module:
+        return SMXFakeQuant(self.input_bits if input_layer else self.bits, self.grad_bits, self.block)

@@ -4,9 +4,10 @@
 an MLP into a brevitas ``QuantLinear`` and gives every TTLinear brevitas quantizers on its weight factors and
 contraction intermediates."""
 
-from lpde_brevitas.quantizers import RECIPES, BrevitasQuantizer, SMXActQuant, SMXTensorQuant, SMXWeightQuant
+from lpde_brevitas.quantizers import (RECIPES, BrevitasQuantizer, FactorWeightQuant, SMXActQuant, SMXTensorQuant,
+                                     SMXWeightQuant)
 
 #: the lightning-pde plugin API this package was written for (checked by lightning_pde.registry)
 LPDE_PLUGIN_API = 1
 
-__all__ = ["RECIPES", "BrevitasQuantizer", "SMXActQuant", "SMXTensorQuant", "SMXWeightQuant"]
+__all__ = ["RECIPES", "BrevitasQuantizer", "FactorWeightQuant", "SMXActQuant", "SMXTensorQuant", "SMXWeightQuant"]
