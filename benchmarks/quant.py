@@ -7,7 +7,8 @@ configs/quant/ (FP32 dense autograd, TT, TT + Stein, TT + Stein + DiffQuant + SM
 Each run is a separate process (so its peak resident memory is its own), fitted through the lpde CLI with the
 config's settings and a shortened step budget; the relative L2 error is then computed on the problem's evaluation
 points. Also reports trainable parameters, compression ratio, wall time per step, peak RSS and the cost model of
-lightning_pde.quant.cost_model (MACs by precision, energy-based speed-up, memory). Writes
+lightning_pde.quant.cost_model (MACs by precision; the MAC-energy ratio and the MAC-count ratio to FP32, both
+estimates under the printed assumptions, not measured speed-ups; memory). Writes
 benchmarks/results/quant.json and prints a table. Timings are only comparable within one run on one machine.
 """
 
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import torch
 from provenance import stamp
+
+from lightning_pde.quant.cost_model import assumptions
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -151,8 +154,8 @@ def plot(report: dict, path: Path) -> None:
         sel = [next((r for r in rows if r["problem"] == p and r["variant"] == variant), None) for p in problems]
         xs = [i + 0.2 * (k - 1.5) for i in range(len(problems))]
         axes[0].bar(xs, [r["rel_l2"] if r else 0 for r in sel], 0.2, label=variant)
-        axes[1].bar(xs, [r.get("speedup_cost_model", 0) if r else 0 for r in sel], 0.2, label=variant)
-    for ax, title in zip(axes, (f"relative L2 error ({rows[0]['steps']} steps, {rows[0].get('accelerator', 'cpu')})", "cost-model speed-up vs FP32 (estimate)")):
+        axes[1].bar(xs, [r.get("energy_ratio_cost_model", 0) if r else 0 for r in sel], 0.2, label=variant)
+    for ax, title in zip(axes, (f"relative L2 error ({rows[0]['steps']} steps, {rows[0].get('accelerator', 'cpu')})", "MAC-energy ratio to FP32 (cost model, not a speed-up)")):
         ax.set_xticks(range(len(problems)), problems)
         ax.set_title(title)
     axes[1].set_yscale("log")
@@ -208,23 +211,30 @@ def main() -> None:
         base = next((r for r in rows if r["problem"] == problem and r["variant"] == "fp32"), None)
         for r in rows:
             if r["problem"] == problem and base is not None:
-                r["speedup_cost_model"] = base["cost"]["energy_pj"] / r["cost"]["energy_pj"]
+                r["energy_ratio_cost_model"] = base["cost"]["energy_pj"] / r["cost"]["energy_pj"]
+                r["mac_ratio_cost_model"] = base["cost"]["total_macs"] / r["cost"]["total_macs"]
                 r["memory_saving_cost_model"] = ((base["cost"]["weight_bytes"] + base["cost"]["activation_bytes"])
                                                  / (r["cost"]["weight_bytes"] + r["cost"]["activation_bytes"]))
                 r["time_ratio_vs_fp32"] = base["seconds_per_step"] / r["seconds_per_step"]
                 r["error_ratio_vs_fp32"] = r["rel_l2"] / base["rel_l2"]
     timing = engine_timing() if options.accelerator == "cpu" else None  # a CPU timing; skipped on a GPU run
-    report = {**stamp(threads), "overrides": options.set, "results": rows, "heat100_engine_step_seconds": timing}
+    report = {**stamp(threads), "overrides": options.set, "results": rows, "heat100_engine_step_seconds": timing,
+              "cost_model_assumptions": assumptions()}
     Path(options.output).parent.mkdir(parents=True, exist_ok=True)
     Path(options.output).write_text(json.dumps(report, indent=2))
     print(f"\n{'problem':10s} {'variant':10s} {'rel L2':>9s} {'x FP32':>7s} {'float inf':>9s} {'INT8 PTQ':>9s} "
-          f"{'params':>8s} {'compr':>7s} {'ms/step':>8s} {'RSS MB':>7s} {'est.speedup':>11s} {'est.mem':>8s}")
+          f"{'params':>8s} {'compr':>7s} {'ms/step':>8s} {'RSS MB':>7s} {'energy x':>8s} {'MACs x':>7s} {'est.mem':>8s}")
     for r in rows:
         print(f"{r['problem']:10s} {r['variant']:10s} {r['rel_l2']:9.2e} {r.get('error_ratio_vs_fp32', float('nan')):7.2f} "
               f"{r.get('rel_l2_float_inference', float('nan')):9.2e} {r.get('rel_l2_int8_ptq', float('nan')):9.2e} "
               f"{r['parameters']:8d} {r['compression']:7.1f} {r['seconds_per_step'] * 1e3:8.0f} "
-              f"{r['peak_rss_mb']:7.0f} {r.get('speedup_cost_model', float('nan')):11.1f} "
+              f"{r['peak_rss_mb']:7.0f} {r.get('energy_ratio_cost_model', float('nan')):8.1f} "
+              f"{r.get('mac_ratio_cost_model', float('nan')):7.1f} "
               f"{r.get('memory_saving_cost_model', float('nan')):8.1f}")
+    print("\nenergy x / MACs x: the FP32 baseline's MAC energy / MAC count over the row's (cost-model estimates, not "
+          "measured speed-ups); assumptions:")
+    for line in assumptions():
+        print(f"  - {line}")
     if timing is not None:
         print(f"\nHeat(100), dense [256]*3, 50 points per condition: autograd step {timing['autograd']:.3f} s, Stein "
               f"(K=32) step {timing['stein_k32']:.3f} s, Stein {timing['stein_speedup']:.1f}x faster")

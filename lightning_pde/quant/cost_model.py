@@ -1,6 +1,7 @@
 """A paper-style cost model of one PINN training step: multiply-accumulates (MACs) by operand precision, and the
-speed-up and memory saving they imply over the FP32 dense autograd baseline (the kind of estimate Lu et al. 2025,
-arXiv 2512.09202, make for their PINTA accelerator; we emulate the numerics and do NOT claim hardware speed).
+MAC-energy ratio, operation-count ratio and memory saving they imply over the FP32 dense autograd baseline (the
+kind of estimate Lu et al. 2025, arXiv 2512.09202, make for their PINTA accelerator; we emulate the numerics and do
+NOT claim hardware speed: no ratio here is a measured speed-up).
 
 Assumptions (stated, not measured):
 
@@ -14,10 +15,15 @@ Assumptions (stated, not measured):
   forward, an upper bound), and 2x that in the parameter backward: 3 (2K + 1) F.
 - Precision of each MAC: FP32 everywhere for FP32 runs. SMX runs: forward GEMMs INT8 x INT8; the two backward GEMMs
   INT12 (gradient) x INT8 (saved weight/activation).
-- Energy per MAC (Horowitz, ISSCC 2014, 45 nm: FP32 mult 3.7 pJ + add 0.9 pJ; INT8 mult 0.2 pJ + add 0.03 pJ; an
-  integer multiplier scaled by the product of operand widths): FP32 4.6 pJ, INT8xINT8 0.23 pJ, INT12xINT8
-  0.2 * 96/64 + 0.03 = 0.33 pJ. "Speed-up" = baseline energy / method energy, i.e. time on a precision-scalable MAC
-  array whose throughput is proportional to 1 / energy per MAC (a first-order assumption).
+- Accumulation: every MAC adds into a wide FP32 accumulator, as the emulated numerics do (``smx_linear`` multiplies
+  the quantized operands and sums in float32, MX hardware accumulates wide). So a quantized MAC is a narrow
+  multiply plus an FP32 add, not a narrow add.
+- Energy per MAC (Horowitz, ISSCC 2014, 45 nm: FP32 mult 3.7 pJ, FP32 add 0.9 pJ, INT8 mult 0.2 pJ; an integer
+  multiplier scaled by the product of operand widths, INT12 x INT8 0.2 * 96/64 = 0.3 pJ): FP32 3.7 + 0.9 = 4.6 pJ,
+  INT8 x INT8 0.2 + 0.9 = 1.1 pJ, INT12 x INT8 0.3 + 0.9 = 1.2 pJ.
+- What the ratios are: ``energy ratio`` = baseline MAC energy / method MAC energy (the MACs only: no memory traffic,
+  no element-wise work); ``MAC ratio`` = baseline MACs / method MACs (an operation count). Neither is a measured
+  speed-up; a wall-clock speed-up would further assume a MAC array whose throughput scales with them.
 - Memory: trainable parameters at 32 bits (FP32 master copies) plus one stored copy of each weight at the operand
   precision (SMX: 8 bits + 8-bit shared exponent per 16 elements) plus saved activations for the backward pass at
   the operand precision.
@@ -29,8 +35,26 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-#: picojoules per multiply-accumulate by (operand bits, operand bits); see the module docstring
-ENERGY_PJ = {"fp32": 4.6, "int8": 0.23, "int12x8": 0.33}
+#: picojoules per multiply by operands (FP32; INT8 x INT8; INT12 x INT8), see the module docstring
+MULTIPLY_PJ = {"fp32": 3.7, "int8": 0.2, "int12x8": 0.2 * 96 / 64}
+#: the accumulator every MAC adds into (the numerics' float32 sum) and the energy of one add into it
+ACCUMULATOR, ACCUMULATE_PJ = "fp32", 0.9
+#: picojoules per multiply-accumulate: a multiply plus an add into the wide accumulator
+ENERGY_PJ = {kind: multiply + ACCUMULATE_PJ for kind, multiply in MULTIPLY_PJ.items()}
+
+
+def assumptions() -> list[str]:
+    """The cost model's assumptions, one line each, for a benchmark to print and store beside its numbers."""
+    return [
+        "MACs counted per GEMM; element-wise work and memory traffic ignored",
+        f"every MAC accumulates into a {ACCUMULATOR.upper()} accumulator ({ACCUMULATE_PJ} pJ an add), as the "
+        f"emulated numerics do",
+        "energy per MAC (Horowitz 2014, 45 nm): " + ", ".join(f"{k} {v:.2f} pJ" for k, v in ENERGY_PJ.items()),
+        "SMX training: forward GEMMs INT8 x INT8, backward GEMMs INT12 x INT8; FP32 runs: FP32 everywhere",
+        "autograd exact Laplacian: 3 (F + 2F + 4dF) per interior row; Stein: 3 (2K + 1) F per interior point",
+        "energy ratio = baseline MAC energy / method MAC energy; MAC ratio = baseline MACs / method MACs; "
+        "neither is a measured speed-up",
+    ]
 
 
 @dataclass
@@ -42,8 +66,20 @@ class StepCost:
     weight_bytes: float
     activation_bytes: float
 
+    @property
+    def total_macs(self) -> int:
+        return sum(self.macs.values())
+
+    def ratios_to(self, baseline: "StepCost") -> dict[str, float]:
+        """What `baseline` costs over what this step costs: ``energy_ratio`` (MAC energy), ``mac_ratio`` (operation
+        count) and ``memory_ratio`` (weights plus saved activations); estimates, not measured speed-ups."""
+        return {"energy_ratio": baseline.energy_pj / self.energy_pj,
+                "mac_ratio": baseline.total_macs / self.total_macs,
+                "memory_ratio": ((baseline.weight_bytes + baseline.activation_bytes)
+                                 / (self.weight_bytes + self.activation_bytes))}
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "total_macs": self.total_macs}
 
 
 def layer_macs(layer: nn.Module, rows: int) -> int:
