@@ -307,3 +307,22 @@ def test_a_problem_in_the_users_own_file_trains_through_the_cli_and_reloads(tmp_
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     name, k = loaded.stdout.split()
     assert name == "Decay" and abs(float(k) - 2.0) < 0.5  # 300 Adam steps: on its way from 0.5 to 2
+
+
+# -- Burgers' viscosity as an unknown ----------------------------------------------------------------------------------
+def test_burgers_inverse_observes_the_cole_hopf_solution_and_trains_nu():
+    from lightning_pde.problems.burgers_inverse import BurgersInverse
+    from lightning_pde.reference import cole_hopf_burgers
+
+    problem = BurgersInverse(n_data=50, n_pde=64, n_initial=16, n_boundary=16)
+    data = problem.conditions()["data"]
+    assert data.kind == "data" and len(data.points) == 50 and problem.unknowns == {"log_nu": math.log(0.05)}
+    for (x, t), (u,) in zip(data.points[:5].tolist(), data.values[:5].tolist()):
+        assert u == pytest.approx(float(cole_hopf_burgers([x], [t], problem.nu)[0, 0]), abs=1e-12)
+    noisy = BurgersInverse(n_data=50, noise=0.1).conditions()["data"]
+    assert torch.equal(noisy.points, data.points) and 0.05 < float((noisy.values - data.values).std()) < 0.15
+    module = PINN(problem, net=MLP(hidden=[8]), hard_constraints=True)
+    assert set(module.conditions) == {"pde", "data"} and "unknowns.log_nu" in dict(module.named_parameters())
+    assert BurgersInverse.estimated_nu(module) == pytest.approx(0.05, rel=1e-6)
+    with pytest.raises(ValueError, match="nu_initial"):
+        BurgersInverse(nu_initial=-1.0)
