@@ -129,3 +129,22 @@ def test_a_converted_tt_network_reloads_its_state_into_a_fresh_network():
     net.eval(), fresh.eval()
     x = torch.rand(8, 2)
     assert torch.equal(fresh(x), net(x))
+
+
+def test_full_precision_switches_brevitas_layers_off_and_back():
+    from lightning_pde.quant import full_precision
+
+    torch.manual_seed(0)
+    fp = TTMLP(hidden=[16, 16], tt_shapes=[None, [[4, 4], [4, 4]], None], in_features=2, out_features=1)
+    net = copy.deepcopy(fp)
+    from lightning_pde.quant import convert_layers
+
+    convert_layers(net, BrevitasQuantizer("int8_per_channel"))
+    net.train()
+    x = torch.rand(32, 2)
+    net(x)  # brevitas' activation quantizers collect their statistics in training mode
+    net.eval()
+    quantized = net(x)
+    with full_precision(net):
+        assert torch.allclose(net(x), fp(x), atol=1e-6)
+    assert torch.equal(net(x), quantized) and not torch.allclose(quantized, fp(x), atol=1e-6)

@@ -118,6 +118,31 @@ class FactorWeightQuant(nn.Module):
         return f"weight_quant={self.weight_quant.__name__}"
 
 
+class _Switchable:
+    """``quant_enabled`` for brevitas modules (what :func:`lightning_pde.quant.full_precision` switches): off, every
+    brevitas quantizer proxy inside passes its tensor through unquantized."""
+
+    @property
+    def quant_enabled(self) -> bool:
+        return not all(proxy.disable_quant for proxy in self._proxies_inside())
+
+    @quant_enabled.setter
+    def quant_enabled(self, value: bool) -> None:
+        for proxy in self._proxies_inside():
+            proxy.disable_quant = not value
+
+    def _proxies_inside(self) -> list:
+        return [m for m in self.modules() if hasattr(m, "disable_quant") and hasattr(m, "tensor_quant")]
+
+
+class SharedQuantLinear(_Switchable, QuantLinear):
+    """A brevitas ``QuantLinear`` that :func:`~lightning_pde.quant.full_precision` can switch off."""
+
+
+class SwitchableQuantIdentity(_Switchable, QuantIdentity):
+    """A brevitas ``QuantIdentity`` that :func:`~lightning_pde.quant.full_precision` can switch off."""
+
+
 class BrevitasQuantizer(Quantizer):
     """Quantizer recipe (``model.net.quantizer``) built on brevitas quantization-aware training.
 
@@ -141,7 +166,7 @@ class BrevitasQuantizer(Quantizer):
         if isinstance(layer, QuantLinear):
             return layer
         weight_quant, act_quant = RECIPES[self.recipe]
-        new = QuantLinear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+        new = SharedQuantLinear(layer.in_features, layer.out_features, bias=layer.bias is not None,
                           weight_quant=weight_quant, input_quant=act_quant, return_quant_tensor=False)
         # the Linear's own Parameter objects: a network converted after its optimizer was made (convert_layers, a
         # precision plugin) must go on training the parameters the optimizer holds. Brevitas' weight proxy reads
@@ -155,4 +180,4 @@ class BrevitasQuantizer(Quantizer):
         return FactorWeightQuant(RECIPES[self.recipe][0])
 
     def activation_quantizer(self, input_layer: bool = False) -> nn.Module:
-        return QuantIdentity(act_quant=RECIPES[self.recipe][1], return_quant_tensor=False)
+        return SwitchableQuantIdentity(act_quant=RECIPES[self.recipe][1], return_quant_tensor=False)
