@@ -253,6 +253,9 @@ def test_polygon_boundary_split_between_edges_by_length():
     edge = distance.argmin(dim=1)
     counts = torch.bincount(edge, minlength=5).double()
     assert chi2.sf(*chi_square(counts, 10000 * lengths / lengths.sum())) > 1e-3
+    # and uniformly along each edge
+    position = along[torch.arange(len(points)), edge]
+    assert chi2.sf(*chi_square(torch.histc(position, bins=10, min=0, max=1), torch.full((10,), 1000.0))) > 1e-3
 
 
 def test_faces_shared_by_touching_parts_are_not_boundary():

@@ -4,6 +4,7 @@ and onto its boundary so that uniform cube points become uniform points by volum
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -192,7 +193,8 @@ class Ball(Geometry):
 
     def __init__(self, center: Sequence[float] | int, radius: float = 1.0) -> None:
         name = type(self).__name__
-        if isinstance(center, int) and not isinstance(center, bool):
+        if isinstance(center, numbers.Integral) and not isinstance(center, bool):
+            center = int(center)
             if center < 1:
                 raise ValueError(f"{name}: dim must be an integer >= 1, got {center!r}")
             self.center = torch.zeros(center, dtype=torch.float64)
