@@ -2,8 +2,10 @@
 ``lightning_pde.problems`` entry-point group (CONTRIBUTING.md)."""
 
 from lightning_pde.problems.allen_cahn import AllenCahn
+from lightning_pde.problems.annulus import AnnulusPoisson
 from lightning_pde.problems.base import Condition, EvaluationGrid, PointData, Problem
 from lightning_pde.problems.burgers import Burgers
+from lightning_pde.problems.burgers_inverse import BurgersInverse
 from lightning_pde.problems.domain import Ball, BallTime, Box
 from lightning_pde.problems.heat import Heat
 from lightning_pde.problems.helmholtz import Helmholtz
@@ -11,5 +13,5 @@ from lightning_pde.problems.hjb import HJB
 from lightning_pde.problems.klein_gordon import KleinGordon
 from lightning_pde.problems.poisson import Poisson2D
 
-__all__ = ["AllenCahn", "Ball", "BallTime", "Box", "Burgers", "Condition", "EvaluationGrid", "HJB", "Heat",
+__all__ = ["AllenCahn", "AnnulusPoisson", "Ball", "BallTime", "Box", "Burgers", "BurgersInverse", "Condition", "EvaluationGrid", "HJB", "Heat",
            "Helmholtz", "KleinGordon", "PointData", "Poisson2D", "Problem"]
