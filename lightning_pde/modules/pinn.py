@@ -184,6 +184,8 @@ class PINN(pl.LightningModule):
             try:
                 fields = self.fields(points, values)
                 cond.residual(fields)
+                if getattr(self.derivatives, "debias", False):  # refuses residuals it has no unbiased loss for
+                    fields.squared_residual(cond.residual)
             except (KeyError, ValueError, NotImplementedError, RuntimeError) as error:
                 message = error.args[0] if isinstance(error, KeyError) and error.args else error
                 raise ValueError(f"PINN: condition {name!r} of {self.problem.name} cannot be evaluated with the "
@@ -309,8 +311,7 @@ class PINN(pl.LightningModule):
                 if reduce is not None:
                     raise ValueError(f"PINN: condition {name!r} has a weighted reduction (e.g. CausalWeighting), which "
                                      f"{type(self.derivatives).__name__}(debias=True) does not support")
-                first, second = (fields[name].share_context(half) for half in fields[name].halves())
-                losses[name] = (cond.residual(first) * cond.residual(second)).mean()
+                losses[name] = fields[name].squared_residual(cond.residual).mean()
                 continue
             residual = cond.residual(fields[name])
             losses[name] = reduce(residual, x) if reduce is not None else residual.square().mean()
