@@ -125,8 +125,13 @@ def test_poisson_inverse_exact_pair_solves_the_equation():
     assert torch.equal(PoissonInverse(seed=3).observations, PoissonInverse(seed=3).observations)
     x = problem.domain.sample_faces(64, [(0, "lower"), (0, "upper"), (1, "lower"), (1, "upper")],
                                     torch.Generator().manual_seed(0))
-    hard = problem.hard_constraint(x, torch.ones(64, 2, dtype=torch.float64))
+    hard = problem.hard_constraint(x, torch.randn(64, 2, generator=torch.Generator().manual_seed(1),
+                                                  dtype=torch.float64))
     assert torch.allclose(hard[:, 1], problem.exact(x)[:, 1], atol=1e-14)
+    # the lift is built from the boundary values alone: with n = 0 it is not the exact a inside
+    inside = problem.domain.sample(256, torch.Generator().manual_seed(2))
+    lift = problem.hard_constraint(inside, torch.zeros(256, 2, dtype=torch.float64))[:, 1]
+    assert (lift - problem.exact(inside)[:, 1]).abs().max() > 1e-2
 
 
 def test_poisson_holes_domain_conditions_and_reference():

@@ -91,7 +91,17 @@ class PoissonInverse(Problem):
         }
 
     def hard_constraint(self, x: Tensor, n: Tensor) -> Tensor:
-        """u = n_u, a = exact a + 16 x (1 - x) y (1 - y) n_a: a's boundary values hold exactly (u has no boundary
-        condition in this task, only its observations)."""
+        """u = n_u, a = g + 16 x (1 - x) y (1 - y) n_a, where g is the transfinite (Coons) interpolation of a's
+        boundary values into the square: built from the boundary data alone (not from the exact a inside), it
+        matches them on all four sides, so the ``boundary`` condition holds exactly. u has no boundary condition in
+        this task, only its observations."""
         xs, ys = x[:, :1], x[:, 1:2]
-        return torch.cat([n[:, :1], exact_a(x) + 16 * xs * (1 - xs) * ys * (1 - ys) * n[:, 1:2]], dim=1)
+        zero, one = torch.zeros_like(xs), torch.ones_like(xs)
+
+        def a_at(px: Tensor, py: Tensor) -> Tensor:
+            return exact_a(torch.cat([px, py], dim=1))
+
+        sides = (1 - xs) * a_at(zero, ys) + xs * a_at(one, ys) + (1 - ys) * a_at(xs, zero) + ys * a_at(xs, one)
+        corners = ((1 - xs) * (1 - ys) * a_at(zero, zero) + xs * (1 - ys) * a_at(one, zero)
+                   + (1 - xs) * ys * a_at(zero, one) + xs * ys * a_at(one, one))
+        return torch.cat([n[:, :1], sides - corners + 16 * xs * (1 - xs) * ys * (1 - ys) * n[:, 1:2]], dim=1)
