@@ -101,8 +101,14 @@ def score(config: str, checkpoint: Path, workdir: Path) -> dict:
     cli = LPDECLI(run=False, args=["--config", str(ROOT / config), f"--trainer.default_root_dir={workdir}",
                                    "--trainer.enable_progress_bar=false", "--trainer.logger=false"])
     (scores,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(checkpoint), verbose=False)
-    steps = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"])
-    return {"rel_l2": float(scores["test/rel_l2"]), "residual": float(scores["test/residual"]), "steps": steps}
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # an inverse problem's unknown constants, as trained (state_dict keys "unknowns.<name>")
+    unknowns = {key.removeprefix("unknowns."): float(value) for key, value in saved["state_dict"].items()
+                if key.startswith("unknowns.")}
+    per_output = {key.removeprefix("test/"): float(value) for key, value in scores.items()
+                  if key.startswith("test/rel_l2_")}
+    return {"rel_l2": float(scores["test/rel_l2"]), "residual": float(scores["test/residual"]),
+            "steps": int(saved["global_step"]), **per_output, **({"unknowns": unknowns} if unknowns else {})}
 
 
 def measure(row: Row, threads: int) -> dict:
