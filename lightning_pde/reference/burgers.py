@@ -111,16 +111,40 @@ def cole_hopf_burgers(
     chunk = max(1, _MAX_BLOCK_ELEMENTS // max(1, x.size * nodes.size))
     for start in range(0, positive.size, chunk):
         columns = positive[start : start + chunk]
-        spread = np.sqrt(4.0 * nu * t[columns])
-        # y[i, j, k] = x_i - sqrt(4 nu t_j) s_k
-        y = x[:, None, None] - spread[None, :, None] * nodes[None, None, :]
-        exponent = log_weights - np.cos(np.pi * y) / (2.0 * np.pi * nu)
-        exponent -= exponent.max(axis=2, keepdims=True)
-        kernel = np.exp(exponent)
-        numerator = np.einsum("ijk,ijk->ij", np.sin(np.pi * y), kernel)
-        # The largest term is exp(0) = 1, so the denominator is >= 1.
-        denominator = kernel.sum(axis=2)
-        u[:, columns] = -numerator / denominator
+        u[:, columns] = _quadrature(x[:, None], t[None, columns], nu, nodes, log_weights)
+    return u
+
+
+def _quadrature(x: np.ndarray, t: np.ndarray, nu: float, nodes: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
+    """The Cole-Hopf quadrature at x and t > 0 broadcast against each other (a grid or paired points)."""
+    # y[..., k] = x - sqrt(4 nu t) s_k
+    y = x[..., None] - np.sqrt(4.0 * nu * t)[..., None] * nodes
+    exponent = log_weights - np.cos(np.pi * y) / (2.0 * np.pi * nu)
+    exponent -= exponent.max(axis=-1, keepdims=True)
+    kernel = np.exp(exponent)
+    numerator = (np.sin(np.pi * y) * kernel).sum(axis=-1)
+    # The largest term is exp(0) = 1, so the denominator is >= 1.
+    return -numerator / kernel.sum(axis=-1)
+
+
+def cole_hopf_burgers_points(x: np.ndarray, t: np.ndarray, nu: float, n_quadrature: int = 200) -> np.ndarray:
+    """The Cole-Hopf solution of :func:`cole_hopf_burgers` at paired scattered points (x[i], t[i]), shape (n,).
+
+    Raises:
+        ValueError: as :func:`cole_hopf_burgers`, and when x and t differ in length.
+    """
+    nu = positive_float("cole_hopf_burgers_points", "nu", nu)
+    n_quadrature = _checked_n_quadrature(n_quadrature, "cole_hopf_burgers_points")
+    x = finite_1d("cole_hopf_burgers_points", "x", x)
+    t = finite_1d("cole_hopf_burgers_points", "t", t)
+    if x.shape != t.shape:
+        raise ValueError(f"cole_hopf_burgers_points: x and t must have the same length, got {x.size} and {t.size}")
+    if np.any(t < 0):
+        raise ValueError(f"cole_hopf_burgers_points: t must be >= 0, got {t[t < 0][:3]}")
+    nodes, weights = hermgauss(n_quadrature)
+    u = -np.sin(np.pi * x)  # exact at t = 0, where the kernel is a delta
+    positive = t > 0
+    u[positive] = _quadrature(x[positive], t[positive], nu, nodes, np.log(weights))
     return u
 
 
