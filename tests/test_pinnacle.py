@@ -163,3 +163,47 @@ def test_poisson_holes_domain_conditions_and_reference():
 def test_bad_arguments_are_clear_errors(build, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build()
+
+
+def load_benchmark():
+    """benchmarks/pinnacle.py as a module (benchmarks are scripts that import their neighbours by name)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(root))
+    try:
+        spec = importlib.util.spec_from_file_location("pinnacle_benchmark", root / "pinnacle.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(root))
+    return module
+
+
+def test_burgers_file_is_1_33e_2_from_cole_hopf_as_its_readme_says():
+    from lightning_pde.reference import cole_hopf_burgers
+
+    benchmark = load_benchmark()
+    points, values = benchmark.burgers_file_points()
+    assert points.shape == (1111, 2) and values.shape == (1111, 1)
+    assert torch.equal(points[:11, 1], torch.linspace(0, 1, 11, dtype=torch.float64))  # t runs fastest
+    # (x, t) grid, 'ij' order: the same layout as the file's points
+    exact = torch.as_tensor(cole_hopf_burgers(points[::11, 0].numpy(), points[:11, 1].numpy(), 0.01 / math.pi))
+    assert torch.allclose(values[points[:, 1] == 0, 0], -torch.sin(math.pi * points[points[:, 1] == 0, 0]),
+                          atol=1e-12)
+    assert benchmark.rel_l2(exact.reshape(-1, 1), values) == pytest.approx(1.33e-2, abs=5e-4)
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_run_scores_a_checkpoint(tmp_path):
+    """The benchmark end to end on a tiny PInv run: fit, score u and a, write the JSON."""
+    import json
+
+    benchmark = load_benchmark()
+    output = tmp_path / "pinnacle.json"
+    benchmark.main(["--only", "poisson_inv", "--max-steps", "2", "--points", "16", "--output", str(output)])
+    (result,) = json.loads(output.read_text())["results"]
+    assert result["task"] == "poisson_inv" and result["steps"] == 2
+    assert set(result["rel_l2_per_output"]) == {"u", "a"} and 0 < result["rel_l2"] < 10
