@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,14 +13,15 @@ from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_pde.callbacks.lbfgs import DistributedLBFGS, fit_schedule
+from lightning_pde.callbacks.lbfgs import OptimizationPath, OptimizerFactory, SecondOrder, fit_schedule
 from lightning_pde.problems.base import Condition
-from lightning_pde.validation import boolean, integer_at_least, name_list, nonempty_str, nonnegative_float, positive_int
+from lightning_pde.validation import boolean, integer_at_least, name_list, nonempty_str, positive_int
 
 
 class TimeMarching(Callback):
     """Split the time interval [t_0, t_1] into `n_windows` equal windows and train them in order, each with
-    `adam_steps` steps of the module's optimizer and then up to `lbfgs_iterations` L-BFGS iterations.
+    `adam_steps` steps of the module's optimizer and then up to `lbfgs_iterations` L-BFGS (or `optimizer`)
+    iterations.
 
     Two modes, chosen by the network:
 
@@ -49,7 +49,12 @@ class TimeMarching(Callback):
     Resuming from a checkpoint restarts the current window's current phase with a fresh optimizer. Marching runs
     forward from the lower end of the time input's range (problems with a terminal condition are not supported).
 
-    Logged: ``marching/window`` (the window being trained).
+    Each window runs the :class:`~lightning_pde.callbacks.lbfgs.OptimizationPath` that PINN training and GPT-PINN
+    neurons run: `adam_steps` steps, then the second-order phase with its stopping rule.
+
+    Logged: ``marching/window`` (the window being trained) and, in the second-order phase, the window's
+    ``marching/lbfgs_iterations``, ``marching/lbfgs_evaluations`` (loss and gradient evaluations) and
+    ``marching/lbfgs_seconds``.
 
     Args:
         n_windows: number of time windows; None takes the network's (a ``TimeWindows`` network must agree).
@@ -64,35 +69,43 @@ class TimeMarching(Callback):
         match: fields that must agree across a window boundary, e.g. ``["u"]``, or ``["u", "u_t"]`` for an
             equation second order in time.
         warm_start: start each window's network from the previous window's weights.
+        optimizer: the second-order optimizer's factory instead of L-BFGS (then `history_size` and the tolerances
+            are unused); see :class:`~lightning_pde.callbacks.lbfgs.SecondOrder` for the protocol it must follow.
     """
 
     def __init__(self, n_windows: int | None = None, adam_steps: int = 1000, lbfgs_iterations: int = 1000,
                  iterations_per_step: int = 100, history_size: int = 50, tolerance_grad: float = 1e-11,
                  tolerance_change: float = 1e-14, time_input: str = "t", match: Sequence[str] = ("u",),
-                 warm_start: bool = True) -> None:
+                 warm_start: bool = True, optimizer: OptimizerFactory | None = None) -> None:
         self.n_windows = None if n_windows is None else positive_int("TimeMarching", "n_windows", n_windows)
         self.adam_steps = integer_at_least("TimeMarching", "adam_steps", adam_steps, 0)
-        self.lbfgs_iterations = integer_at_least("TimeMarching", "lbfgs_iterations", lbfgs_iterations, 0)
+        second_order = SecondOrder(lbfgs_iterations, iterations_per_step, False, optimizer, 1.0, history_size,
+                                   tolerance_grad, tolerance_change).checked("TimeMarching")
+        self.lbfgs_iterations = second_order.iterations
         if self.adam_steps == 0 and self.lbfgs_iterations == 0:
             raise ValueError("TimeMarching: adam_steps and lbfgs_iterations are both 0, so no window would train")
-        self.iterations_per_step = positive_int("TimeMarching", "iterations_per_step", iterations_per_step)
-        self.history_size = positive_int("TimeMarching", "history_size", history_size)
-        self.tolerance_grad = nonnegative_float("TimeMarching", "tolerance_grad", tolerance_grad)
-        self.tolerance_change = nonnegative_float("TimeMarching", "tolerance_change", tolerance_change)
+        self.iterations_per_step, self.history_size = second_order.iterations_per_step, second_order.history_size
+        self.tolerance_grad, self.tolerance_change = second_order.tolerance_grad, second_order.tolerance_change
+        self.optimizer = optimizer
         self.time_input = nonempty_str("TimeMarching", "time_input", time_input)
         self.match = name_list("TimeMarching", "match", match)
         self.warm_start = boolean("TimeMarching", "warm_start", warm_start)
+        #: the current window's optimization path (Adam, then the second-order phase)
+        self.path = OptimizationPath(self.adam_steps, second_order)
         # progress, saved in checkpoints
-        self.window, self.phase, self.phase_steps, self.iterations, self.finished = 0, "", 0, 0, False
-        self._n_iter_seen = 0
+        self.window, self.finished = 0, False
+        self._resume_phase = ""
         self._original: dict[str, Condition] = {}
-        # each window's budgets in this fit, after the Trainer's max_steps (see the class docstring)
-        self._adam_steps, self._lbfgs_iterations = self.adam_steps, self.lbfgs_iterations
 
     # -- set-up ---------------------------------------------------------------------------------------------------
     @property
     def lbfgs_steps(self) -> int:
-        return math.ceil(self.lbfgs_iterations / self.iterations_per_step)
+        return self.path.second_order_steps
+
+    @property
+    def phase(self) -> str:
+        """``adam`` or ``lbfgs``: the phase of the window in training."""
+        return "adam" if self.path.phase == "first" else "lbfgs"
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         problem, net = getattr(pl_module, "problem", None), getattr(pl_module, "net", None)
@@ -123,24 +136,22 @@ class TimeMarching(Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         limit, schedule = trainer.max_steps, self.n_windows * (self.adam_steps + self.lbfgs_steps)
-        self._adam_steps, self._lbfgs_iterations = self.adam_steps, self.lbfgs_iterations
+        adam_steps, lbfgs_iterations = self.adam_steps, self.lbfgs_iterations
         if limit < 0:
             trainer.fit_loop.epoch_loop.max_steps = schedule
         elif limit < schedule:
             if limit < self.n_windows:
                 raise ValueError(f"TimeMarching: max_steps={limit} leaves less than one step for each of the "
                                  f"{self.n_windows} windows; give max_steps >= {self.n_windows}")
-            self._adam_steps, steps = fit_schedule(self.adam_steps, self.lbfgs_steps, limit // self.n_windows)
-            self._lbfgs_iterations = min(self.lbfgs_iterations, steps * self.iterations_per_step)
+            adam_steps, steps = fit_schedule(self.adam_steps, self.lbfgs_steps, limit // self.n_windows)
+            lbfgs_iterations = min(self.lbfgs_iterations, steps * self.iterations_per_step)
             rank_zero_info(f"TimeMarching: max_steps={limit} is shorter than the {self.n_windows} windows' schedule "
-                           f"({schedule} steps); each window shrunk to {self._adam_steps} Adam steps and "
-                           f"{self._lbfgs_iterations} L-BFGS iterations")
+                           f"({schedule} steps); each window shrunk to {adam_steps} Adam steps and "
+                           f"{lbfgs_iterations} L-BFGS iterations")
+        self.path.first_steps, self.path.budget = adam_steps, lbfgs_iterations
         if not self.finished:
-            self._enter(trainer, pl_module, self.window, self.phase or self._first_phase, warm=False)
-
-    @property
-    def _first_phase(self) -> str:
-        return "adam" if self._adam_steps else "lbfgs"
+            self._enter(trainer, pl_module, self.window, warm=False, phase=self._resume_phase)
+            self._resume_phase = ""
 
     # -- one window -----------------------------------------------------------------------------------------------
     def _squeeze(self, sample: Callable[..., Tensor], lower: float, upper: float) -> Callable[..., Tensor]:
@@ -151,10 +162,14 @@ class TimeMarching(Callback):
 
         return windowed
 
-    def _enter(self, trainer: pl.Trainer, pl_module: pl.LightningModule, window: int, phase: str,
-               warm: bool) -> None:
-        """Make `window` the trained one: conditions, fresh points, network and optimizer for `phase`."""
-        self.window, self.phase, self.phase_steps, self.iterations = window, phase, 0, 0
+    def _enter(self, trainer: pl.Trainer, pl_module: pl.LightningModule, window: int, warm: bool,
+               phase: str = "") -> None:
+        """Make `window` the trained one: conditions, fresh points, network and a fresh optimization path (from the
+        start of `phase`, ``adam`` or ``lbfgs``, when resuming; otherwise from its beginning)."""
+        self.window = window
+        self.path.reset()
+        if phase == "lbfgs" and self.path.budget:
+            self.path.phase = "second"
         lower = self.edges[window] if self.windowed else self.edges[0]
         upper = self.edges[window + 1]
         for name, cond in self._original.items():
@@ -180,16 +195,12 @@ class TimeMarching(Callback):
 
     def _install(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         parameters = self._parameters(pl_module)
-        if self.phase == "adam":
+        if self.path.phase == "first":
             factory = getattr(pl_module, "optimizer_factory", None) or torch.optim.Adam
             optimizer = factory(parameters)
         else:
-            optimizer = DistributedLBFGS(
-                parameters, reduce=trainer.strategy.reduce if trainer.world_size > 1 else None, lr=1.0,
-                max_iter=min(self.iterations_per_step, self._lbfgs_iterations - self.iterations),
-                history_size=self.history_size, tolerance_grad=self.tolerance_grad,
-                tolerance_change=self.tolerance_change, line_search_fn="strong_wolfe")
-            self._n_iter_seen = 0
+            optimizer = self.path.start_second_order(
+                parameters, reduce=trainer.strategy.reduce if trainer.world_size > 1 else None)
         trainer.strategy.optimizers = [optimizer]
         trainer.strategy.lr_scheduler_configs = []
 
@@ -198,36 +209,32 @@ class TimeMarching(Callback):
                            batch_idx: int) -> None:
         if self.finished:
             return
-        self.phase_steps += 1
         pl_module.log("marching/window", float(self.window))
-        if self.phase == "adam":
-            if self.phase_steps < self._adam_steps:
+        path = self.path
+        if path.phase == "first":
+            if not path.first_step_done():
                 return
-            if self._lbfgs_iterations:
-                self.phase, self.phase_steps, self.iterations = "lbfgs", 0, 0
+            if path.budget:
+                path.phase = "second"
                 self._install(trainer, pl_module)
                 return
         else:
-            optimizer = trainer.optimizers[0]
-            n_iter = int(optimizer.state[optimizer.param_groups[0]["params"][0]].get("n_iter", 0))
-            done, self._n_iter_seen = n_iter - self._n_iter_seen, n_iter
-            budget = optimizer.param_groups[0]["max_iter"]
-            self.iterations += done
-            remaining = self._lbfgs_iterations - self.iterations
             # decided together, so that no rank moves on to the next window while another still steps this one
-            if not trainer.strategy.reduce_boolean_decision(remaining <= 0 or done < budget, all=False):
-                optimizer.param_groups[0]["max_iter"] = min(self.iterations_per_step, remaining)
+            done = path.second_step_done(
+                trainer.optimizers[0], lambda stop: trainer.strategy.reduce_boolean_decision(stop, all=False))
+            for key, value in path.metrics().items():
+                pl_module.log(f"marching/lbfgs_{key}", value)
+            if not done:
                 return
         self._next_window(trainer, pl_module)
 
     def _next_window(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.iterations = 0
         if self.window + 1 >= self.n_windows:
             self.finished = True
             trainer.should_stop = True
             self._release(pl_module)
             return
-        self._enter(trainer, pl_module, self.window + 1, self._first_phase, warm=True)
+        self._enter(trainer, pl_module, self.window + 1, warm=True)
 
     def _release(self, pl_module: pl.LightningModule) -> None:
         """Route by time again and give the module its problem's own conditions back."""
@@ -252,7 +259,7 @@ class TimeMarching(Callback):
         return {"window": self.window, "phase": self.phase, "finished": self.finished}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.window, self.phase = int(state_dict["window"]), str(state_dict["phase"])
+        self.window, self._resume_phase = int(state_dict["window"]), str(state_dict["phase"])
         self.finished = bool(state_dict["finished"])
 
 
