@@ -381,3 +381,49 @@ def test_bad_use_is_a_clear_error():
         GaussNewton([a]).step(lambda: 1.0)
     with pytest.raises(ValueError, match="BFGS: 40000 parameters need a dense 40000x40000"):
         BFGS([torch.nn.Parameter(torch.zeros(40000))])
+
+
+# -- a PINN's residual vector -------------------------------------------------------------------------------------------
+
+def tiny_pinn(engine):
+    from lightning_pde.modules.pinn import PINN
+    from lightning_pde.nn import MLP
+    from lightning_pde.problems import Poisson2D
+
+    torch.manual_seed(0)
+    pinn = PINN(Poisson2D(), net=MLP(hidden=[8, 8], activation="tanh"), derivatives=engine,
+                loss_weights={"boundary": 3.0}).double()
+    generator = torch.Generator().manual_seed(0)
+    points = {name: cond.sample(40 if name == "pde" else 16, generator, "uniform").double()
+              for name, cond in pinn.conditions.items()}
+    return pinn, points
+
+
+@pytest.mark.parametrize("engine", ["Forward", "Autograd"])
+def test_pinn_residuals_sum_of_squares_is_the_loss_and_jacobian_is_exact(engine):
+    from lightning_pde import derivatives
+    from lightning_pde.optimizers import PINNResiduals
+
+    pinn, points = tiny_pinn(getattr(derivatives, engine)())
+    residuals = PINNResiduals(pinn, points)
+    loss = sum(pinn.loss_weights[k] * v for k, v in pinn.condition_losses(points).items())
+    r = residuals()
+    assert r.shape == (56,) and float(r.detach().square().sum()) == pytest.approx(float(loss.detach()), rel=1e-12)
+    params = list(pinn.parameters())
+    r2, jac = residuals.jacobian(params)
+    # point by point where the engine composes with torch.func; Autograd's torch.autograd.grad does not
+    assert residuals.pointwise is (engine == "Forward")
+    assert torch.allclose(r2, r.detach(), rtol=0, atol=1e-13)
+    assert torch.allclose(jac, residual_jacobian(r, params), rtol=1e-10, atol=1e-12)
+
+
+def test_gauss_newton_trains_a_tiny_pinn():
+    from lightning_pde.derivatives import Forward
+    from lightning_pde.optimizers import PINNResiduals
+
+    pinn, points = tiny_pinn(Forward())
+    residuals = PINNResiduals(pinn, points)
+    optimizer = GaussNewton(list(pinn.parameters()), max_iter=15, max_eval=60)
+    start = float(optimizer.step(residuals))
+    assert optimizer.stats["loss"] < 1e-3 * start, (start, optimizer.stats)
+    assert optimizer.stats["function_evaluations"] >= optimizer.stats["iterations"] + 1

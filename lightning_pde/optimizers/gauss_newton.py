@@ -72,7 +72,10 @@ class GaussNewton(SecondOrderOptimizer):
     The closure protocol differs from ``torch.optim.LBFGS`` in one point: ``closure()`` returns the **residual
     vector** r (any shape; flattened to (R,)) whose sum of squares is the loss, built with autograd enabled and
     **without** calling ``backward``. For a PINN loss sum_c w_c mean_i res_{c,i}^2 that is the concatenation of
-    sqrt(w_c / N_c) res_c over the conditions c. ``step`` returns the loss sum r^2 at the start of the step as a
+    sqrt(w_c / N_c) res_c over the conditions c (:class:`~lightning_pde.optimizers.PINNResiduals` builds it). A
+    closure that can compute its own Jacobian faster offers ``closure.jacobian(params) -> (r (R,), J (R, n))``
+    (columns in the order of `params`), which is then used instead of :func:`residual_jacobian` (the convention
+    of the GPT-PINN solvers' ``residual.jacobian``). ``step`` returns the loss sum r^2 at the start of the step as a
     0-dim tensor. The optimizer works in the parameters' dtype (convert the module with ``module.double()`` first
     for float64). It runs in one process: under DDP each rank's residuals are its own shard and J^T J would need
     summing across ranks.
@@ -121,14 +124,24 @@ class GaussNewton(SecondOrderOptimizer):
         group, params, state = self.param_groups[0], self._params, self._state
         start = time.perf_counter()
         iterations, evaluations, reason = 0, 0, "max_iter"
-        r = self._residual(closure)
-        evaluations += 1
-        first_loss = r.detach().square().sum()
-        loss = float(first_loss)
+        supplied = getattr(closure, "jacobian", None)
+        r, first_loss = None, None
         x = flat_parameters(params)
         while iterations < group["max_iter"]:
-            jac = residual_jacobian(r, params, group["jacobian_chunk"]).detach()
-            _, jtj, jtr = (m[0] for m in normal_from_jacobian(r.detach()[None], jac[None]))
+            if callable(supplied):
+                r, jac = supplied(params)
+            else:
+                if r is None:
+                    r = self._residual(closure)
+                jac = residual_jacobian(r, params, group["jacobian_chunk"])
+            # the Jacobian's residual evaluation; without a supplied Jacobian, later iterations differentiate the
+            # accepted trial's residual, already counted
+            evaluations += 1 if callable(supplied) or iterations == 0 else 0
+            r, jac = r.detach().reshape(-1), jac.detach()
+            if first_loss is None:
+                first_loss = r.square().sum()
+                loss = float(first_loss)
+            _, jtj, jtr = (m[0] for m in normal_from_jacobian(r[None], jac[None]))
             if float((2 * jtr).abs().max()) <= group["tolerance_grad"]:
                 reason = "tolerance_grad"
                 break
