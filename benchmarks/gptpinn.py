@@ -25,6 +25,8 @@ from lightning_pde.callbacks.collocation_downsampling import CollocationDownsamp
 from lightning_pde.callbacks.greedy_basis_selection import GreedyBasisSelection
 from lightning_pde.gptpinn import ExactNeuron
 from lightning_pde.modules.gptpinn import GPTPINN
+from lightning_pde.nn import MLP
+from lightning_pde.nn.embeddings import FourierFeatures
 from lightning_pde.problems import AllenCahn, Burgers, Helmholtz, KleinGordon
 from lightning_pde.reference import cole_hopf_burgers
 from lightning_pde.reference.allen_cahn import allen_cahn_spectral
@@ -37,17 +39,18 @@ SETUPS = {
     # Fourier features: a plain tanh PINN stalls at relative L2 ~1 on the high-frequency neurons (a2 = 4), and a
     # 45 x 45 grid resolves sin(4 pi y) (a 30 x 30 one lets the neuron alias between the points).
     "helmholtz": dict(problem=Helmholtz(), parameter_grid={"a1": [1.0, 2.0, 11], "a2": [1.0, 4.0, 11], "k": [1.0, 1.0, 1]},
-                      first_params=[2.0, 4.0, 1.0], solver="lstsq", neuron_hidden=[32, 32], pde_grid=[45, 45],
-                      neuron_fourier_features=64, neuron_fourier_scale=1.0, neuron_precision="float32"),
+                      first_params=[2.0, 4.0, 1.0], solver="lstsq", pde_grid=[45, 45],
+                      neuron={"net": MLP([32, 32], embedding=FourierFeatures(64, 1.0)), "precision": "float32"}),
     "burgers": dict(problem=Burgers(), parameter_grid={"nu": [0.005, 1.0, 129]}, first_params=[0.5025],
-                    solver="gauss_newton", neuron_hidden=[20, 20, 20, 20], pde_grid=[48, 48],
-                    neuron_precision="float32"),
+                    solver="gauss_newton", pde_grid=[48, 48],
+                    neuron={"net": MLP([20, 20, 20, 20]), "precision": "float32"}),
     "klein_gordon": dict(problem=KleinGordon(), parameter_grid={"alpha": [-2.0, -1.0, 10], "beta": [0.0, 1.0, 10],
                                                                 "gamma": [0.0, 1.0, 10]},
-                         first_params=[-1.5, 0.5, 0.5], solver="gauss_newton", neuron_hidden=[40, 40],
-                         neuron_activation="cos", pde_grid=[40, 40], neuron_precision="float32"),
+                         first_params=[-1.5, 0.5, 0.5], solver="gauss_newton", pde_grid=[40, 40],
+                         neuron={"net": MLP([40, 40], "cos"), "precision": "float32"}),
     "allen_cahn": dict(problem=AllenCahn(), parameter_grid={"lam": [1e-4, 1e-3, 11], "eps": [1.0, 5.0, 11]},
-                       first_params=[1e-3, 1.0], solver="gauss_newton", neuron_hidden=[40, 40, 40], pde_grid=[64, 64]),
+                       first_params=[1e-3, 1.0], solver="gauss_newton", pde_grid=[64, 64],
+                       neuron={"net": MLP([40, 40, 40])}),
 }
 
 # The papers' online optimizers ("parity"): GPT-PINN's plain GD for Burgers and Klein-Gordon; for Helmholtz the
@@ -148,15 +151,18 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
 
         module, offline = lightning_pde.load(ckpt), None
         hp = module.hparams  # report the bank's own settings (e.g. a checkpoint of `lpde fit --config ...`)
-        steps, lbfgs = int(hp["neuron_max_steps"]), int(hp["neuron_lbfgs_steps"])
-        setup = {k: v for k, v in hp.items() if k.startswith("neuron_") or k in ("pde_grid", "parameter_grid",
-                                                                               "first_params", "solver")}
+        steps, lbfgs = int(hp["neuron"]["max_steps"]), int(hp["neuron"]["second_order"]["iterations"])
+        setup = {k: v for k, v in hp.items() if k in ("neuron", "pde_grid", "parameter_grid", "first_params",
+                                                      "solver")}
         setup["problem"] = None
         module.sparse, module.magic_u, module.magic_r = None, module.magic_u[:0], module.magic_r[:0]
         module.eim_u, module.eim_r = module.eim_u[:, :0], module.eim_r[:, :0]
     else:
-        module = GPTPINN(max_neurons=neurons, neuron_max_steps=steps, neuron_lbfgs_steps=lbfgs, test_grid=[50, 50],
-                         **setup)
+        # the configs' one L-BFGS run of `lbfgs` iterations per neuron (configs/gptpinn/*.yaml)
+        second_order = {"iterations": lbfgs, "iterations_per_step": max(lbfgs, 1), "tolerance_grad": 1e-12,
+                        "tolerance_change": 1e-15}
+        setup["neuron"] = {**setup["neuron"], "max_steps": steps, "second_order": second_order}
+        module = GPTPINN(max_neurons=neurons, test_grid=[50, 50], **setup)
         if exact:  # exact solutions as neurons (Helmholtz): measures the reduced model, not the PINN training
             def exact_neuron(params):
                 module.neuron_seconds.append(0.0)
@@ -182,7 +188,8 @@ def run(name: str, neurons: int, steps: int, lbfgs: int, n_test: int, exact: boo
                                                                                                  "allen_cahn") else "")
     tag += "_box" if test_set == "box" else ""
     out = {"pde": name, "tag": tag, "exact_neurons": exact, "neurons": module.n_neurons, "neuron_steps": steps,
-           "neuron_lbfgs": lbfgs, "setup": {k: v for k, v in setup.items() if k != "problem"},
+           "neuron_lbfgs": lbfgs,
+           "setup": {k: module.hparams["neuron"] if k == "neuron" else v for k, v in setup.items() if k != "problem"},
            "offline_s": offline, "neuron_s_mean": float(np.mean(module.neuron_seconds or [0.0])),
            "neuron_s_total": float(np.sum(module.neuron_seconds or [0.0])), "neuron_losses": module.neuron_losses,
            "checkpoint": str(ckpt) if load else None,

@@ -20,10 +20,16 @@ from lightning_pde.callbacks.greedy_basis_selection import GreedyBasisSelection
 from lightning_pde.derivatives import Autograd
 from lightning_pde.gptpinn import ExactNeuron, batched_conditions, eim_step, solve_batched
 from lightning_pde.modules.gptpinn import GPTPINN
+from lightning_pde.nn import MLP
 from lightning_pde.problems import AllenCahn, Burgers, Helmholtz, KleinGordon
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(neuron_max_steps=30, neuron_hidden=[8], pde_grid=[10, 10], test_grid=[8, 8], n_condition_points=16)
+TINY = dict(neuron={"net": MLP([8]), "max_steps": 30}, pde_grid=[10, 10], test_grid=[8, 8], n_condition_points=16)
+
+
+def neuron(**recipe):
+    """TINY's neuron recipe with `recipe` on top."""
+    return {**TINY["neuron"], **recipe}
 
 
 def helmholtz(**kw):
@@ -212,9 +218,9 @@ def lpde(*args, cwd):
                           env=env, timeout=300)
 
 
-CLI_TINY = ["--model.max_neurons=3", "--model.neuron_max_steps=20", "--model.neuron_lbfgs_steps=0",
-            "--model.pde_grid=[10,10]", "--model.test_grid=[8,8]", "--model.neuron_hidden=[8]",
-            "--model.n_condition_points=16", "--model.first_params=null"]
+CLI_TINY = ["--model.max_neurons=3", "--model.neuron.max_steps=20", "--model.neuron.second_order.iterations=0",
+            "--model.pde_grid=[10,10]", "--model.neuron.pde_grid=[10,10]", "--model.test_grid=[8,8]",
+            "--model.neuron.net.init_args.hidden=[8]", "--model.n_condition_points=16", "--model.first_params=null"]
 
 
 @pytest.mark.parametrize("name", ["burgers", "burgers_s2gpt", "helmholtz_s2gpt", "allen_cahn"])
@@ -223,11 +229,12 @@ def test_cli_end_to_end_tiny(name, tmp_path):
 
     extra = {"helmholtz_s2gpt": ["--model.parameter_grid={a1: [1.0, 2.0, 3], a2: [1.0, 2.0, 3], k: [1.0, 1.0, 1]}"],
              "allen_cahn": ["--model.parameter_grid={lam: [0.0001, 0.001, 3], eps: [1.0, 5.0, 3]}",
-                            "--model.neuron_pde_grid=[10, 4]"]}.get(name, ["--model.parameter_grid={nu: [0.05, 0.5, 6]}"])
+                            "--model.neuron.pde_grid=[10, 4]"]}.get(name, ["--model.parameter_grid={nu: [0.05, 0.5, 6]}"])
     tiny = list(CLI_TINY)
-    if name == "allen_cahn":  # its neurons are time-windowed networks (neuron_net), not neuron_hidden MLPs
-        tiny.remove("--model.neuron_hidden=[8]")
-        tiny += ["--model.neuron_net.init_args.net.init_args.hidden=[8]", "--model.neuron_net.init_args.n_windows=2"]
+    if name == "allen_cahn":  # its neurons are time-windowed networks: shrink the windows' MLP
+        tiny.remove("--model.neuron.net.init_args.hidden=[8]")
+        tiny.remove("--model.neuron.pde_grid=[10,10]")
+        tiny += ["--model.neuron.net.init_args.net.init_args.hidden=[8]", "--model.neuron.net.init_args.n_windows=2"]
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -329,7 +336,9 @@ def test_gd_warns_above_its_stability_limit_and_converges_below(exact_bank):
 
 
 def test_bank_matches_fresh_autograd_of_fourier_float32_neurons():
-    m = helmholtz(max_neurons=2, neuron_fourier_features=8, neuron_precision="float32")
+    from lightning_pde.nn.embeddings import FourierFeatures
+
+    m = helmholtz(max_neurons=2, neuron=neuron(net=MLP([8], embedding=FourierFeatures(8)), precision="float32"))
     fit(m)
     assert m.n_neurons == 2
     for i, pinn in enumerate(m.neurons):
@@ -370,9 +379,9 @@ def test_chain_rule_jacobian_matches_forward_mode_per_coefficient(problem, grid,
     torch.testing.assert_close(r, r_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(jac, jac_ref, rtol=1e-9, atol=1e-9)
     # Gauss-Newton's normal equations, accumulated over chunks of 16 rows, equal those of the full Jacobian
-    import lightning_pde.modules.gptpinn as gptpinn_module
+    import lightning_pde.gptpinn.reduced as reduced
 
-    monkeypatch.setattr(gptpinn_module, "NORMAL_CHUNK_ENTRIES", 16)
+    monkeypatch.setattr(reduced, "NORMAL_CHUNK_ENTRIES", 16)
     r_normal, jtj, jtr = residual.normal_equations(c)
     torch.testing.assert_close(r_normal, r_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(jtj, jac_ref.transpose(1, 2) @ jac_ref, rtol=1e-9, atol=1e-9)
@@ -380,11 +389,11 @@ def test_chain_rule_jacobian_matches_forward_mode_per_coefficient(problem, grid,
 
 
 def test_neuron_lbfgs_phase_lowers_each_neurons_loss():
-    """neuron_lbfgs_steps: after the same Adam steps, the L-BFGS phase must bring the neuron's training loss (and its
+    """neuron.second_order: after the same Adam steps, the L-BFGS phase must bring the neuron's training loss (and its
     error against the exact solution) well below Adam's alone; the losses are recorded and saved."""
     errors, losses = {}, {}
     for lbfgs in (0, 60):
-        m = helmholtz(max_neurons=1, neuron_max_steps=30, neuron_lbfgs_steps=lbfgs, neuron_hidden=[16])
+        m = helmholtz(max_neurons=1, neuron=neuron(net=MLP([16]), max_steps=30, second_order={"iterations": lbfgs}))
         pinn = m.train_neuron(torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64))
         losses[lbfgs] = m.neuron_losses[-1]
         exact = Helmholtz(1.0, 1.0).exact(m.points_test).reshape(-1)
@@ -437,7 +446,7 @@ def test_model_checkpoint_saves_every_greedy_step_and_resumes(tmp_path):
 
 
 def test_neurons_train_on_their_own_finer_grid_and_the_bank_stays_on_pde_grid(monkeypatch):
-    """neuron_pde_grid: the neuron's PDE residual is fitted on the finer grid (Burgers' thin shocks), its bank
+    """neuron.pde_grid: the neuron's PDE residual is fitted on the finer grid (Burgers' thin shocks), its bank
     column is stored on pde_grid (the online cost does not grow); a grid of the wrong length is a clear error."""
     from lightning_pde.modules import PINN
 
@@ -445,13 +454,13 @@ def test_neurons_train_on_their_own_finer_grid_and_the_bank_stays_on_pde_grid(mo
     losses = PINN.condition_losses
     monkeypatch.setattr(PINN, "condition_losses", lambda self, points: sizes.append(len(points["pde"]))
                         or losses(self, points))
-    m = GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, max_neurons=1, neuron_pde_grid=[24, 12],
-                **{**TINY, "neuron_max_steps": 3})
+    m = GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, max_neurons=1,
+                **{**TINY, "neuron": neuron(max_steps=3, pde_grid=[24, 12])})
     m.add_neuron(m.train_neuron(torch.tensor([0.1], dtype=torch.float64)), torch.tensor([0.1]))
     assert set(sizes) == {24 * 12}
     assert m.bank_pde.shape[1:] == (10 * 10, 1)
-    with pytest.raises(ValueError, match=r"neuron_pde_grid must have one entry per input \('x', 't'\), got \[24\]"):
-        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, neuron_pde_grid=[24], **TINY)
+    with pytest.raises(ValueError, match=r"neuron.pde_grid must have one entry per input \('x', 't'\), got \[24\]"):
+        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, **{**TINY, "neuron": neuron(pde_grid=[24])})
 
 
 def test_log_spaced_parameter_grid():
@@ -471,15 +480,16 @@ def windowed_allen_cahn(**kw):
     from lightning_pde.nn.time_windows import TimeWindows
 
     net = TimeWindows(MLP([8, 8], embedding=PeriodicEmbedding(["x"], harmonics=2)), n_windows=2)
+    recipe = {"net": net, "loss_weights": {"initial": 100.0}, "precision": "float32", "max_steps": 20,
+              "second_order": {"iterations": 100}, **kw.pop("neuron", {})}
     args = dict(problem=AllenCahn(), parameter_grid={"lam": [1e-4, 1e-3, 3], "eps": [1.0, 5.0, 3]}, max_neurons=2,
-                neuron_net=net, neuron_loss_weights={"initial": 100.0}, neuron_precision="float32",
-                **{**TINY, "neuron_hidden": None, "neuron_max_steps": 20, "neuron_lbfgs_steps": 100})
+                **{**TINY, "neuron": recipe})
     args.update(kw)
     return GPTPINN(**args)
 
 
 def test_time_window_neurons_march_window_by_window_and_reload(tmp_path, monkeypatch):
-    """neuron_net=TimeWindows: window k is trained alone on points squeezed into its own time slab, window 1's
+    """neuron.net=TimeWindows: window k is trained alone on points squeezed into its own time slab, window 1's
     initial condition is continuity with window 0 (at t = 0.5 it meets window 0, not the initial data), the bank holds the piecewise neurons' own values, and a checkpoint rebuilds the same neurons."""
     from lightning_pde.modules import PINN
 
@@ -519,19 +529,69 @@ def test_time_window_neurons_march_window_by_window_and_reload(tmp_path, monkeyp
     torch.testing.assert_close(loaded.neuron_values(m.points_test), m.neuron_values(m.points_test), rtol=0, atol=0)
 
 
-def test_neuron_net_bad_input():
-    from lightning_pde.nn import MLP
+def test_neuron_recipe_bad_input():
     from lightning_pde.nn.time_windows import TimeWindows
 
     built = MLP([8]).build(2, 1)
-    with pytest.raises(ValueError, match="neuron_net must be unbuilt"):
-        windowed_allen_cahn(neuron_net=built)
-    with pytest.raises(ValueError, match=r"give either neuron_net or \['neuron_hidden'\]"):
-        windowed_allen_cahn(neuron_hidden=[8])
-    with pytest.raises(ValueError, match=r"neuron_loss_weights has unknown condition\(s\) \['boundary'\]"):
-        windowed_allen_cahn(neuron_loss_weights={"boundary": 10.0})
-    with pytest.raises(ValueError, match=r"neuron_match must be a non-empty list of names, got \[\]"):
-        windowed_allen_cahn(neuron_match=[])
+    with pytest.raises(ValueError, match="neuron.net must be unbuilt"):
+        windowed_allen_cahn(neuron={"net": built})
+    with pytest.raises(ValueError, match=r"neuron.loss_weights has unknown condition\(s\) \['boundary'\]"):
+        windowed_allen_cahn(neuron={"loss_weights": {"boundary": 10.0}})
+    with pytest.raises(ValueError, match=r"neuron.match must be a non-empty list of names, got \[\]"):
+        windowed_allen_cahn(neuron={"match": []})
     with pytest.raises(ValueError, match="needs the initial condition in the loss"):
-        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, neuron_net=TimeWindows(MLP([8])),
-                **{**TINY, "neuron_hidden": None})
+        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, **{**TINY, "neuron": neuron(net=TimeWindows(MLP([8])))})
+    burgers = dict(problem=Burgers(), parameter_grid={"nu": [0.05, 0.5, 3]})
+    cases = [({"max_steps": -1}, "GPTPINN: neuron.max_steps must be an integer >= 0, got -1"),
+             ({"max_steps": 0}, "neuron.max_steps and neuron.second_order.iterations are both 0"),
+             ({"lr": 0.0}, "GPTPINN: neuron.lr must be a finite number > 0, got 0.0"),
+             ({"precision": "float16"}, "neuron.precision must be 'float64' or 'float32', got 'float16'"),
+             ({"second_order": {"history_size": -3}},
+              "GPTPINN: neuron.second_order.history_size must be an integer >= 1, got -3"),
+             ({"second_order": {"line_search": "wolfe"}},
+              r"neuron.second_order has unknown key\(s\) \['line_search'\]"),
+             ({"second_order": {"optimizer": "LBFGS"}}, "neuron.second_order.optimizer must be an optimizer factory"),
+             ({"hidden": [8]}, r"neuron has unknown key\(s\) \['hidden'\]")]
+    for recipe, message in cases:
+        with pytest.raises(ValueError, match=message):
+            GPTPINN(**burgers, neuron=recipe)
+
+
+def test_old_neuron_arguments_are_refused_naming_their_new_keys():
+    with pytest.raises(ValueError, match=r"neuron_max_steps=30 -> neuron.max_steps; neuron_lbfgs_steps=5 -> "
+                                         r"neuron.second_order.iterations"):
+        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, neuron_max_steps=30, neuron_lbfgs_steps=5)
+    with pytest.raises(ValueError, match=r"hard_constraints=False -> neuron.hard_constraints"):
+        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, hard_constraints=False)
+    with pytest.raises(ValueError, match=r"GPTPINN: unexpected argument\(s\) \['max_neuron'\]"):
+        GPTPINN(Burgers(), {"nu": [0.05, 0.5, 3]}, max_neuron=3)
+
+
+def test_neurons_train_through_the_optimization_path_with_any_second_order_optimizer(tmp_path):
+    """The neuron's second-order phase is the OptimizationPath's: a factory (torch's L-BFGS without line search,
+    tolerances 0, so it cannot stop early) replaces the default, its iteration budget is honoured exactly in steps of
+    iterations_per_step (4 steps of 5, then one of 2), the counts are logged per neuron and saved, and the checkpoint
+    reloads with no arguments, the factory included."""
+    import functools
+
+    from lightning_pde.callbacks.lbfgs import OptimizationPath
+
+    factory = functools.partial(torch.optim.LBFGS, lr=0.1, history_size=7, tolerance_grad=0.0, tolerance_change=0.0)
+    m = helmholtz(max_neurons=1, neuron=neuron(max_steps=3, second_order={
+        "iterations": 22, "iterations_per_step": 5, "optimizer": factory}))
+    steps, real = [], OptimizationPath.second_step_done
+    OptimizationPath.second_step_done = lambda self, opt, *a: steps.append(opt.param_groups[0]["max_iter"]) or real(
+        self, opt, *a)
+    try:
+        trainer = fit(m)
+    finally:
+        OptimizationPath.second_step_done = real
+    assert steps == [5, 5, 5, 5, 2] and m.neuron_metrics[0]["iterations"] == 22
+    assert m.neuron_metrics[0]["evaluations"] >= 22 and m.neuron_metrics[0]["seconds"] > 0
+    assert trainer.callback_metrics["greedy/neuron_iterations"] == 22
+    trainer.save_checkpoint(tmp_path / "factory.ckpt")
+    loaded = GPTPINN.load_from_checkpoint(tmp_path / "factory.ckpt")
+    assert loaded.neuron.second_order.optimizer.func is torch.optim.LBFGS
+    assert loaded.neuron.second_order.optimizer.keywords == factory.keywords
+    assert loaded.neuron_metrics == m.neuron_metrics
+    torch.testing.assert_close(loaded.solve(m.first_params), m.solve(m.first_params))

@@ -22,7 +22,13 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_pde.validation import boolean, integer_at_least, nonnegative_float, positive_float, positive_int
+from lightning_pde.validation import (
+    boolean,
+    integer_at_least,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+)
 
 #: builds an optimizer over the given parameters (a Lightning CLI ``OptimizerCallable``)
 OptimizerFactory = Callable[[Iterable[Tensor]], torch.optim.Optimizer]
@@ -144,7 +150,7 @@ class SecondOrder:
     tolerance_grad: float = 1e-9
     tolerance_change: float = 1e-12
 
-    def checked(self, owner: str, prefix: str = "") -> "SecondOrder":
+    def checked(self, owner: str, prefix: str = "") -> SecondOrder:
         """This recipe with every setting validated; errors name `owner` and the key as ``{prefix}{field}``."""
         if self.optimizer is not None and not callable(self.optimizer):
             raise ValueError(f"{owner}: {prefix}optimizer must be an optimizer factory (optimizer(parameters) -> "
@@ -303,8 +309,7 @@ class OptimizationPath:
             while not done:
                 optimizer.step(closure)
                 done = self.second_step_done(optimizer)
-        with torch.no_grad():
-            return float(loss().detach())
+        return float(loss().detach())  # with gradients: a residual may differentiate the network
 
     # -- progress -------------------------------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:

@@ -13,9 +13,20 @@ from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_pde.callbacks.lbfgs import OptimizationPath, OptimizerFactory, SecondOrder, fit_schedule
+from lightning_pde.callbacks.lbfgs import (
+    OptimizationPath,
+    OptimizerFactory,
+    SecondOrder,
+    fit_schedule,
+)
 from lightning_pde.problems.base import Condition
-from lightning_pde.validation import boolean, integer_at_least, name_list, nonempty_str, positive_int
+from lightning_pde.validation import (
+    boolean,
+    integer_at_least,
+    name_list,
+    nonempty_str,
+    positive_int,
+)
 
 
 class TimeMarching(Callback):

@@ -4,6 +4,7 @@ arXiv 2303.14878, Sec. 2: derivatives of u_n are linear in c, so D u_n = (D Psi)
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import Tensor
@@ -47,7 +48,7 @@ class ReducedFields:
     """
 
     def __init__(self, columns: dict[str, Tensor], x: Tensor, input_names: tuple[str, ...], c: Tensor,
-                 shifted: "ReducedFields | None" = None) -> None:
+                 shifted: ReducedFields | None = None) -> None:
         self.columns, self.x, self.input_names, self.c, self.shifted = columns, x, input_names, c, shifted
 
     def __getitem__(self, key: str) -> Tensor:
@@ -61,7 +62,7 @@ class ReducedFields:
     def u(self) -> Tensor:
         return self["u"]
 
-    def at(self, x: Tensor) -> "ReducedFields":
+    def at(self, x: Tensor) -> ReducedFields:
         if self.shifted is None:
             raise KeyError("GPTPINN: this point set has no shifted (periodic) copy in the neuron bank")
         return self.shifted
@@ -75,3 +76,32 @@ def batched_conditions(problem: Problem, params: Tensor) -> dict:
     for j, name in enumerate(problem.parameter_names):
         setattr(shell, name, params[:, j:j + 1])
     return shell.conditions()
+
+
+def training_grid(owner: str, names: tuple[str, ...], parameter_grid: dict) -> Tensor:
+    """The training set Xi_train (M, p): a tensor grid of one axis per parameter in `names`, each given as
+    ``[low, high, count]`` (linspace) or ``[low, high, count, "log"]`` (geometric, low > 0) in `parameter_grid`."""
+    if not isinstance(parameter_grid, dict) or sorted(parameter_grid) != sorted(names):
+        raise ValueError(f"{owner}: parameter_grid must map each of {list(names)} to [low, high, count], "
+                         f"got {parameter_grid!r}")
+    axes = []
+    for name in names:
+        spec = parameter_grid[name]
+        spacing = spec[3] if isinstance(spec, (list, tuple)) and len(spec) == 4 else "linear"
+        numbers = spec[:3] if isinstance(spec, (list, tuple)) else spec
+        if (not isinstance(spec, (list, tuple)) or len(spec) not in (3, 4) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers)
+                or spec[1] < spec[0] or int(spec[2]) != spec[2] or spec[2] < 1
+                or spacing not in ("linear", "log") or (spacing == "log" and spec[0] <= 0)):
+            raise ValueError(f"{owner}: parameter_grid[{name!r}] must be [low, high, count] or [low, high, count, "
+                             f"'log'] with low <= high (low > 0 for 'log') and an integer count >= 1, got {spec!r}")
+        low, high, count = float(spec[0]), float(spec[1]), int(spec[2])
+        if spacing == "log":
+            axis = torch.logspace(math.log10(low), math.log10(high), count, dtype=torch.float64)
+            axis[0] = low  # the box's own ends (10 ** log10(x) can be off in the last digit)
+            if count > 1:
+                axis[-1] = high
+        else:
+            axis = torch.linspace(low, high, count, dtype=torch.float64)
+        axes.append(axis)
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(names))
