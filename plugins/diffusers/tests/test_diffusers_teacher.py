@@ -19,7 +19,7 @@ from lpde_diffusers import DiffusersTeacher, DiffusersUNet  # noqa: E402
 SIGMA_DATA = 0.5
 
 
-def small_unet(**overrides) -> "diffusers.UNet2DModel":
+def small_unet(**overrides) -> diffusers.UNet2DModel:
     config = dict(sample_size=8, in_channels=2, out_channels=2, layers_per_block=1, block_out_channels=(16, 32),
                   down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
                   norm_num_groups=8)
