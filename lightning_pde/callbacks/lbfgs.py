@@ -176,8 +176,10 @@ class SecondOrder:
 
 class OptimizationPath:
     """`first_steps` steps of a first-order optimizer (Adam), then the `second_order` phase: steps of up to
-    ``iterations_per_step`` iterations of the second-order optimizer until its budget is spent, or until a step ends
-    before its own budget (the optimizer converged: it met its tolerances). One resumable state machine shared by
+    ``iterations_per_step`` iterations of the second-order optimizer until its budget is spent (in iterations, or in
+    ``ceil(budget / iterations_per_step)`` steps, whichever comes first), or until a step ends
+    before its own budget (the optimizer converged: it met its tolerances; a step that ran out of loss evaluations,
+    L-BFGS's ``max_eval``, has not converged and the phase goes on). One resumable state machine shared by
     PINN training, time-marching windows and GPT-PINN neurons.
 
     A Lightning callback drives it step by step (:meth:`first_step_done`, :meth:`start_second_order`,
@@ -245,12 +247,19 @@ class OptimizationPath:
         done = (n_iter - self._n_iter_seen) if counted else 1
         self._n_iter_seen = n_iter if counted else 0
         step_budget = self._step_budget(optimizer)
+        evaluations = getattr(optimizer, "evaluations", 0)
         self.iterations += done
-        self.evaluations += getattr(optimizer, "evaluations", 0)
+        self.evaluations += evaluations
         self.seconds += getattr(optimizer, "seconds", 0.0)
         optimizer.evaluations, optimizer.seconds = 0, 0.0  # type: ignore[attr-defined]
-        converged = step_budget is not None and done < step_budget
-        if decide(self.remaining <= 0 or converged):
+        # Fewer iterations than asked for means the optimizer met a tolerance, unless the step ran out of loss
+        # evaluations (L-BFGS's max_eval, 1.25 max_iter: a strong-Wolfe search that needed a few extra evaluations)
+        max_eval = optimizer.param_groups[0].get("max_eval")
+        out_of_evaluations = max_eval is not None and evaluations >= max_eval
+        converged = step_budget is not None and done < step_budget and not out_of_evaluations
+        # ... and the phase never takes more steps than its budget in full steps, so a run's length stays as planned
+        out_of_steps = self.steps >= math.ceil(self.budget / self.second_order.iterations_per_step)
+        if decide(self.remaining <= 0 or converged or out_of_steps):
             self.phase = "done"
             return True
         self._set_step_budget(optimizer)
