@@ -17,20 +17,19 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from provenance import stamp
 from torch import Tensor
 
+from lightning_pde.derivatives import Forward
 from lightning_pde.modules.pinn import PINN
 from lightning_pde.nn import MLP
-from lightning_pde.derivatives import Forward
 from lightning_pde.optimizers import BFGS, SSBFGS, GaussNewton, PINNResiduals, SSBroyden
 from lightning_pde.problems import Burgers, Poisson2D
-from provenance import stamp
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROBLEMS: dict[str, Callable[[int, int], object]] = {
@@ -62,7 +61,7 @@ def second_order(name: str, pinn: PINN, points: dict[str, Tensor], iterations: i
     else:
         # max_eval: room for line searches that need more than one trial, so a step ends on its iteration budget
         kwargs = {"lr": 1.0, "max_iter": STEP_ITERATIONS, "max_eval": 4 * STEP_ITERATIONS, "tolerance_grad": 1e-12,
-                  "tolerance_change": 1e-15,
+                  "tolerance_change": 0.0,
                   "line_search_fn": "strong_wolfe"}
         if name == "LBFGS":
             optimizer = torch.optim.LBFGS(params, history_size=50, **kwargs)

@@ -36,7 +36,7 @@ def scipy_bfgs(loss_fn, x0: np.ndarray, gtol: float = 1e-10):
         x = torch.tensor(v, requires_grad=True)
         loss = loss_fn(x)
         loss.backward()
-        return float(loss), x.grad.numpy().copy()
+        return float(loss.detach()), x.grad.numpy().copy()
 
     return scipy.optimize.minimize(fun, x0, jac=True, method="BFGS", options={"gtol": gtol, "maxiter": 2000})
 
@@ -94,11 +94,26 @@ def tanh_start() -> np.ndarray:
     return torch.randn(25, generator=torch.Generator().manual_seed(3), dtype=torch.float64).numpy()
 
 
+def tanh_closure(optimizer, params):
+    """The closure each optimizer takes for the tanh regression: the residual vector for Gauss-Newton, the loss
+    with its gradient for the others."""
+    if isinstance(optimizer, GaussNewton):
+        return lambda: tanh_residual(params)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = tanh_loss(params)
+        loss.backward()
+        return loss
+
+    return closure
+
+
 # -- the line search ---------------------------------------------------------------------------------------------------
 
 def test_cubic_minimizer_is_exact_on_a_cubic():
-    f = lambda t: t ** 3 - 3 * t ** 2 + 1  # noqa: E731  minimum at t = 2
-    df = lambda t: 3 * t ** 2 - 6 * t  # noqa: E731
+    f = lambda t: t ** 3 - 3 * t ** 2 + 1
+    df = lambda t: 3 * t ** 2 - 6 * t
     assert cubic_minimizer(0.5, f(0.5), df(0.5), 3.0, f(3.0), df(3.0), 0.5, 3.0) == pytest.approx(2.0, abs=1e-12)
     # clamped into the bounds it is given, and the midpoint when the data have no minimizer
     assert cubic_minimizer(0.5, f(0.5), df(0.5), 3.0, f(3.0), df(3.0), 2.5, 3.0) == 2.5
@@ -119,7 +134,7 @@ def test_strong_wolfe_conditions_hold(t0):
         loss = rosenbrock(x)
         grad, = torch.autograd.grad(loss, x)
         calls.append(t)
-        return float(loss), grad, float(grad @ d)
+        return float(loss.detach()), grad, float(grad @ d)
 
     c1, c2 = 1e-4, 0.9
     result = strong_wolfe(phi, t0, float(loss0.detach()), grad0, dphi0, c1, c2)
@@ -130,7 +145,7 @@ def test_strong_wolfe_conditions_hold(t0):
     assert (loss, dphi) == (result.loss, result.dphi) and torch.equal(grad, result.grad)
 
 
-# -- against scipy -------------------------------------------------------------------------------------------------------
+# -- against scipy -----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", QUASI_NEWTON)
 def test_quadratic_same_minimum_as_scipy(cls):
@@ -236,10 +251,7 @@ def test_works_in_the_parameters_dtype(cls):
     for dtype in (torch.float32, torch.float64):
         params = torch.nn.Parameter(torch.tensor(tanh_start(), dtype=dtype))
         optimizer = cls([params], max_iter=30)
-        if cls is GaussNewton:
-            optimizer.step(lambda: tanh_residual(params))
-        else:
-            optimizer.step(lambda: (optimizer.zero_grad(), (loss := tanh_loss(params)), loss.backward())[1])
+        optimizer.step(tanh_closure(optimizer, params))
         assert params.dtype == dtype
         for value in optimizer.state[params].values():
             if isinstance(value, torch.Tensor) and value.is_floating_point():
@@ -338,7 +350,7 @@ def test_loss_is_reduced_across_ranks_when_asked():
     assert scaled.stats["loss"] == pytest.approx(2 * plain.stats["loss"], rel=1e-12)
 
 
-# -- bad settings ----------------------------------------------------------------------------------------------------------
+# -- bad settings ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", QUASI_NEWTON)
 @pytest.mark.parametrize("kwargs, message", [
@@ -383,7 +395,7 @@ def test_bad_use_is_a_clear_error():
         BFGS([torch.nn.Parameter(torch.zeros(40000))])
 
 
-# -- a PINN's residual vector -------------------------------------------------------------------------------------------
+# -- a PINN's residual vector ------------------------------------------------------------------------------------------
 
 def tiny_pinn(engine):
     from lightning_pde.modules.pinn import PINN

@@ -5,8 +5,19 @@ Gauss-Newton (Levenberg-Marquardt on the residual vector). All are ``torch.optim
 
 from lightning_pde.optimizers.gauss_newton import GaussNewton, levenberg_marquardt_step, residual_jacobian
 from lightning_pde.optimizers.line_search import LineSearchResult, strong_wolfe
-from lightning_pde.optimizers.residuals import PINNResiduals
 from lightning_pde.optimizers.quasi_newton import BFGS, SSBFGS, QuasiNewton, SecondOrderOptimizer, SSBroyden
+from lightning_pde.optimizers.residuals import PINNResiduals
 
-__all__ = ["BFGS", "GaussNewton", "LineSearchResult", "PINNResiduals", "QuasiNewton", "SSBFGS", "SSBroyden", "SecondOrderOptimizer",
-           "levenberg_marquardt_step", "residual_jacobian", "strong_wolfe"]
+__all__ = [
+           "BFGS",
+           "SSBFGS",
+           "GaussNewton",
+           "LineSearchResult",
+           "PINNResiduals",
+           "QuasiNewton",
+           "SSBroyden",
+           "SecondOrderOptimizer",
+           "levenberg_marquardt_step",
+           "residual_jacobian",
+           "strong_wolfe",
+]
