@@ -274,7 +274,7 @@ def test_stats_are_reported(cls):
         loss.backward()
         return loss
 
-    start_loss = float(optimizer.step(closure))
+    start_loss = float(optimizer.step(closure).detach())
     first = optimizer.stats
     assert start_loss == pytest.approx(float(tanh_loss(torch.tensor(tanh_start()))), rel=1e-12)
     optimizer.step(closure)
@@ -391,6 +391,8 @@ def test_bad_use_is_a_clear_error():
         SSBroyden([a]).step(None)
     with pytest.raises(ValueError, match="GaussNewton: the closure must return the residual vector"):
         GaussNewton([a]).step(lambda: 1.0)
+    with pytest.raises(ValueError, match=r"got a 0-dim tensor \(a loss\?\)"):
+        GaussNewton([a]).step(lambda: a.square().sum())
     with pytest.raises(ValueError, match="BFGS: 40000 parameters need a dense 40000x40000"):
         BFGS([torch.nn.Parameter(torch.zeros(40000))])
 
@@ -439,3 +441,32 @@ def test_gauss_newton_trains_a_tiny_pinn():
     start = float(optimizer.step(residuals))
     assert optimizer.stats["loss"] < 1e-3 * start, (start, optimizer.stats)
     assert optimizer.stats["function_evaluations"] >= optimizer.stats["iterations"] + 1
+
+
+@pytest.mark.parametrize("cls", QUASI_NEWTON)
+def test_drop_in_for_lightning_training(cls, tmp_path):
+    """Lightning's automatic optimization drives them as it drives torch.optim.LBFGS: its closure runs the training
+    step, zeroes the gradients and calls backward; the loss falls and the iterations are counted."""
+    import pytorch_lightning as pl
+
+    from lightning_pde.data import CollocationDataModule
+    from lightning_pde.modules import PINN
+    from lightning_pde.nn import MLP
+    from lightning_pde.problems import Poisson2D
+
+    torch.manual_seed(0)
+    pinn = PINN(Poisson2D(n_pde=64, n_boundary=32), net=MLP(hidden=[8], activation="tanh"),
+                optimizer=lambda params: cls(params, max_iter=10))
+    losses = []
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            losses.append(float(outputs["loss"]))
+
+    trainer = pl.Trainer(inference_mode=False, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, default_root_dir=tmp_path, limit_val_batches=0, max_steps=3,
+                         accelerator="cpu", devices=1, callbacks=[Record()])
+    trainer.fit(pinn, datamodule=CollocationDataModule(steps_per_epoch=3))
+    optimizer = trainer.optimizers[0]
+    assert isinstance(optimizer, cls) and optimizer.stats["iterations"] == 30
+    assert losses[-1] < 0.5 * losses[0], losses

@@ -115,9 +115,11 @@ class GaussNewton(SecondOrderOptimizer):
     def _residual(self, closure: Callable[[], Tensor]) -> Tensor:
         with torch.enable_grad():
             r = closure()
-        if not isinstance(r, Tensor) or r.numel() < 1:
-            raise ValueError(f"GaussNewton: the closure must return the residual vector (a tensor whose sum of "
-                             f"squares is the loss), got {type(r).__name__}")
+        if not isinstance(r, Tensor) or r.ndim == 0 or r.numel() < 1:
+            # a 0-dim tensor is most likely a loss (Lightning's training-step closure): squaring it would be wrong
+            got = "a 0-dim tensor (a loss?)" if isinstance(r, Tensor) and r.ndim == 0 else type(r).__name__
+            raise ValueError("GaussNewton: the closure must return the residual vector (a tensor of shape (R,) or "
+                             f"(R, k) whose sum of squares is the loss), got {got}")
         return r.reshape(-1)
 
     def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]
