@@ -470,3 +470,21 @@ def test_drop_in_for_lightning_training(cls, tmp_path):
     optimizer = trainer.optimizers[0]
     assert isinstance(optimizer, cls) and optimizer.stats["iterations"] == 30
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_levenberg_marquardt_step_is_batched():
+    """The damped solve takes a batch of systems (as the GPT-PINN online solver has), each scaled by its own
+    diagonal: the same steps one by one and together."""
+    from lightning_pde.optimizers import levenberg_marquardt_step
+
+    generator = torch.Generator().manual_seed(4)
+    jac = torch.randn(3, 10, 4, generator=generator, dtype=torch.float64) * torch.tensor([1.0, 1e3, 1e-3])[:, None, None]
+    r = torch.randn(3, 10, generator=generator, dtype=torch.float64)
+    jtj, jtr = jac.transpose(1, 2) @ jac, (jac.transpose(1, 2) @ r[..., None])[..., 0]
+    damping = torch.tensor([1e-3, 1.0, 1e-6], dtype=torch.float64)
+    together = levenberg_marquardt_step(jtj, jtr, damping)
+    for i in range(3):
+        alone = levenberg_marquardt_step(jtj[i], jtr[i], float(damping[i]))
+        assert torch.allclose(together[i], alone, rtol=1e-12, atol=0)
+        expected = torch.linalg.solve(jtj[i] + damping[i] * torch.diag(torch.diagonal(jtj[i])), -jtr[i])
+        assert torch.allclose(alone, expected, rtol=1e-12, atol=0)

@@ -56,7 +56,7 @@ def levenberg_marquardt_step(jtj: Tensor, jtr: Tensor, damping: Tensor | float) 
     (clamped away from 0, so that unused parameters do not make the system singular); jtj (..., n, n), jtr (..., n),
     damping a float or (...,)."""
     diagonal = torch.diagonal(jtj, dim1=-2, dim2=-1)
-    scale = diagonal.clamp_min(1e-12 * float(diagonal.max().clamp_min(1e-300)))
+    scale = torch.maximum(diagonal, 1e-12 * diagonal.amax(-1, keepdim=True).clamp_min(1e-300))
     damping = torch.as_tensor(damping, dtype=jtj.dtype, device=jtj.device)
     system = jtj + torch.diag_embed(damping[..., None] * scale)
     return torch.linalg.solve(system, -jtr.unsqueeze(-1)).squeeze(-1)
