@@ -115,10 +115,10 @@ FAMILIES = {
         "--data.init_args.steps_per_epoch=10", "--trainer.max_steps=30", "--trainer.check_val_every_n_epoch=1",
         "--trainer.limit_val_batches=1"],
     # the greedy stage trains each neuron on every rank and shards the candidates; GreedyBasisSelection, ModelCheckpoint
-    "gptpinn/burgers": ["--model.max_neurons=2", "--model.neuron_max_steps=10", "--model.neuron_lbfgs_steps=5",
-                        "--model.pde_grid=[10,10]", "--model.neuron_pde_grid=null", "--model.test_grid=[8,8]",
-                        "--model.neuron_hidden=[8]", "--model.n_condition_points=16", "--model.first_params=null",
-                        "--model.parameter_grid={nu: [0.05, 0.5, 5]}"],
+    "gptpinn/burgers": ["--model.max_neurons=2", "--model.neuron.max_steps=10", "--model.neuron.second_order.iterations=5",
+                        "--model.pde_grid=[10,10]", "--model.neuron.pde_grid=[10,10]", "--model.test_grid=[8,8]",
+                        "--model.neuron.net.init_args.hidden=[8]", "--model.n_condition_points=16",
+                        "--model.first_params=null", "--model.parameter_grid={nu: [0.05, 0.5, 5]}"],
     # PIDSamplePlot draws when fit ends; ModelCheckpoint
     "pid/mixture_pid": ["--model.init_args.backbone.init_args.hidden=[16]", "--model.init_args.batch_size=32",
                         "--data.init_args.n_train=320", "--data.init_args.n_val=64", "--data.init_args.batch_size=32",

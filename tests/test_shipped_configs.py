@@ -30,8 +30,8 @@ NEEDS_TEACHER = {"poisson_pid", "poisson_piddm"}
 
 PINN_STEPS = ["--data.init_args.steps_per_epoch=1", "--data.init_args.eval_batch_size=64", "--trainer.max_steps=2",
               "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1"]
-GPTPINN = ["--model.max_neurons=2", "--model.neuron_max_steps=5", "--model.neuron_lbfgs_steps=0",
-           "--model.pde_grid=[8,8]", "--model.neuron_pde_grid=[10,4]", "--model.test_grid=[6,6]",
+GPTPINN = ["--model.max_neurons=2", "--model.neuron.max_steps=5", "--model.neuron.second_order.iterations=0",
+           "--model.pde_grid=[8,8]", "--model.neuron.pde_grid=[10,4]", "--model.test_grid=[6,6]",
            "--model.n_condition_points=8", "--model.first_params=null"]
 MIXTURE = ["--data.init_args.n_train=64", "--data.init_args.n_val=32", "--data.init_args.batch_size=16",
            "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.log_every_n_steps=1"]
@@ -75,10 +75,11 @@ def _gptpinn(config: dict) -> list[str]:
     axes = ", ".join(f"{key}: [{axis[0]}, {axis[1]}, {min(axis[2], 2)}{', log' if 'log' in axis[3:] else ''}]"
                      for key, axis in model["parameter_grid"].items())
     args = [*GPTPINN, f"--model.parameter_grid={{{axes}}}"]
-    if "neuron_net" in model:  # time-windowed neurons: shrink the windows' network, not neuron_hidden
-        args += ["--model.neuron_net.init_args.net.init_args.hidden=[8]", "--model.neuron_net.init_args.n_windows=2"]
+    net = model["neuron"]["net"]
+    if net["class_path"].rsplit(".", 1)[-1] == "TimeWindows":  # time-windowed neurons: shrink the windows' network
+        args += ["--model.neuron.net.init_args.net.init_args.hidden=[8]", "--model.neuron.net.init_args.n_windows=2"]
     else:
-        args.append("--model.neuron_hidden=[8]")
+        args.append("--model.neuron.net.init_args.hidden=[8]")
     return args
 
 
