@@ -488,3 +488,19 @@ def test_levenberg_marquardt_step_is_batched():
         assert torch.allclose(together[i], alone, rtol=1e-12, atol=0)
         expected = torch.linalg.solve(jtj[i] + damping[i] * torch.diag(torch.diagonal(jtj[i])), -jtr[i])
         assert torch.allclose(alone, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("cls", (*QUASI_NEWTON, GaussNewton))
+def test_max_eval_follows_max_iter_unless_given(cls):
+    """A driver sets param_groups[0]["max_iter"] before each step (the second-order phase does): the default
+    evaluation budget follows it, a given one stays."""
+    params = torch.nn.Parameter(torch.tensor(tanh_start()))
+    optimizer = cls([params], max_iter=5)
+    optimizer.param_groups[0]["max_iter"] = 50
+    optimizer.step(tanh_closure(optimizer, params))
+    assert optimizer.stats["step_iterations"] == 50
+    assert optimizer.param_groups[0]["max_eval"] == (100 if cls is not GaussNewton else 160)
+    fixed = cls([params], max_iter=5, max_eval=7)
+    fixed.param_groups[0]["max_iter"] = 50
+    fixed.step(tanh_closure(fixed, params))
+    assert fixed.stats["function_evaluations"] <= 7 + 25 and fixed.param_groups[0]["max_eval"] == 7

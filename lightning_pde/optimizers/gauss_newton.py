@@ -90,8 +90,9 @@ class GaussNewton(SecondOrderOptimizer):
         lr: fraction of the Levenberg-Marquardt step taken (1: the full step).
         max_iter: most iterations (accepted steps) per ``step`` call.
         damping: the initial damping lambda, relative to diag(J^T J) (Marquardt's scaling).
-        max_eval: most residual evaluations per ``step`` (default ``3 * max_iter + 10``: an iteration evaluates its
-            trial step, a supplied Jacobian evaluates the residual again, and rejected trials cost one each).
+        max_eval: most residual evaluations per ``step`` (default: ``3 * max_iter + 10``, recomputed at each step
+            from ``param_groups[0]["max_iter"]``; an iteration evaluates its trial step, a supplied Jacobian
+            evaluates the residual again, and rejected trials cost one each).
         tolerance_grad: stop when the largest entry of the loss gradient 2 J^T r is at most this.
         tolerance_change: stop when the loss, or the largest entry of the step, changes by at most this.
         jacobian_chunk: rows of J per batched backward pass (memory against speed).
@@ -104,6 +105,8 @@ class GaussNewton(SecondOrderOptimizer):
         lr = positive_float(owner, "lr", lr, maximum=1.0)
         max_iter = positive_int(owner, "max_iter", max_iter)
         damping = positive_float(owner, "damping", damping)
+        #: max_eval follows max_iter (3 max_iter + 10 at each step) unless given
+        self.max_eval_follows = max_eval is None
         max_eval = 3 * max_iter + 10 if max_eval is None else positive_int(owner, "max_eval", max_eval)
         defaults = {"lr": lr, "max_iter": max_iter, "max_eval": max_eval,
                     "tolerance_grad": nonnegative_float(owner, "tolerance_grad", tolerance_grad),
@@ -129,6 +132,9 @@ class GaussNewton(SecondOrderOptimizer):
         group, params, state = self.param_groups[0], self._params, self._state
         start = time.perf_counter()
         iterations, evaluations, reason = 0, 0, "max_iter"
+        if self.max_eval_follows:  # a driver may change max_iter between steps
+            group["max_eval"] = 3 * group["max_iter"] + 10
+        max_eval = group["max_eval"]
         supplied = getattr(closure, "jacobian", None)
         r, first_loss = None, None
         x = flat_parameters(params)
@@ -151,7 +157,7 @@ class GaussNewton(SecondOrderOptimizer):
                 reason = "tolerance_grad"
                 break
             accepted = False
-            while evaluations < group["max_eval"]:
+            while evaluations < max_eval:
                 step = group["lr"] * levenberg_marquardt_step(jtj, jtr, state["damping"])
                 set_parameters(params, x + step)
                 trial = self._residual(closure)
@@ -183,7 +189,7 @@ class GaussNewton(SecondOrderOptimizer):
             if float(step.abs().max()) <= group["tolerance_change"] or change < group["tolerance_change"]:
                 reason = "tolerance_change"
                 break
-            if evaluations >= group["max_eval"]:
+            if evaluations >= max_eval:
                 reason = "max_eval"
                 break
         self._count(iterations, evaluations, time.perf_counter() - start, loss, reason)

@@ -119,9 +119,9 @@ class QuasiNewton(SecondOrderOptimizer):
         lr: the trial step length of the line search (of the step itself without one); the very first iteration
             scales it by min(1, 1 / |g|_1), as ``torch.optim.LBFGS`` does.
         max_iter: most iterations per ``step`` call.
-        max_eval: most closure calls per ``step`` (default ``2 * max_iter``; ``torch.optim.LBFGS`` allows 5/4, but
-            the self-scaled methods' line searches take about 1.3-1.5 evaluations an iteration on PINNs, and a step
-            that ends on `max_eval` before `max_iter` reads as converged to code that counts iterations).
+        max_eval: most closure calls per ``step`` (default: ``2 * max_iter``, recomputed at each step from
+            ``param_groups[0]["max_iter"]``, which a driver may change; ``torch.optim.LBFGS`` allows 5/4, but the
+            self-scaled methods' line searches take 1.3-2 evaluations an iteration on PINNs).
         tolerance_grad: stop when the largest gradient entry is at most this.
         tolerance_change: stop when the loss, or the largest entry of the step, changes by at most this.
         history_size: None keeps the approximation for the whole run (the full-memory method); an integer m
@@ -140,6 +140,8 @@ class QuasiNewton(SecondOrderOptimizer):
         owner = type(self).__name__
         lr = positive_float(owner, "lr", lr)
         max_iter = positive_int(owner, "max_iter", max_iter)
+        #: max_eval follows max_iter (2 max_iter at each step) unless given
+        self.max_eval_follows = max_eval is None
         max_eval = 2 * max_iter if max_eval is None else positive_int(owner, "max_eval", max_eval)
         tolerance_grad = nonnegative_float(owner, "tolerance_grad", tolerance_grad)
         tolerance_change = nonnegative_float(owner, "tolerance_change", tolerance_change)
@@ -195,6 +197,8 @@ class QuasiNewton(SecondOrderOptimizer):
         if closure is None:
             raise ValueError(f"{type(self).__name__}: step needs a closure that re-evaluates the loss and gradients")
         group = self.param_groups[0]
+        if self.max_eval_follows:  # a driver may change max_iter between steps (the second-order phase does)
+            group["max_eval"] = 2 * group["max_iter"]
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         params, state = self._params, self._state
