@@ -26,6 +26,7 @@ GROUPS: dict[str, str] = {
     "callbacks": "lightning_pde.callbacks",
     "quantizers": "lightning_pde.quantizers",
     "precision": "lightning_pde.precision",
+    "optimizers": "lightning_pde.optimizers",
 }
 
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("pinn", "gptpinn", "pid", "quant")
+FAMILIES = ("pinn", "gptpinn", "pid", "quant", "pinnacle", "quant/paper")
 #: every shipped method config (configs/ddp, the DDP overlay and a DDP copy of the Burgers PINN, run below too)
 CONFIGS = sorted(config for family in FAMILIES for config in (ROOT / "configs" / family).glob("*.yaml"))
 #: PID students that distil a learned teacher given as --model.teacher=PATH
