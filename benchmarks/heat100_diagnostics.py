@@ -8,7 +8,7 @@ loss terms and the relative L2 error (with the error's mean and standard deviati
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/heat100_diagnostics.py 64,64,64 2000 10 500 --hard --boundary 4000
     # --boundary N: N boundary points per step instead of a quarter of the interior ones (they need only u: cheap)
 """
-import sys, time, json, functools, torch
+import sys, time, functools, torch
 torch.set_num_threads(1)
 from lightning_pde.data import CollocationDataModule
 from lightning_pde.derivatives import ForwardLaplacian

@@ -16,7 +16,7 @@ import torch
 
 import lightning_pde
 from lightning_pde.data import CollocationDataModule
-from lightning_pde.derivatives import Autograd, Forward, ForwardLaplacian, SinglePass, Stein
+from lightning_pde.derivatives import Forward, ForwardLaplacian, SinglePass, Stein
 from lightning_pde.modules import PINN
 from lightning_pde.nn import MLP
 from lightning_pde.problems import Condition, PointData, Problem

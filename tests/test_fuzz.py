@@ -3,7 +3,6 @@ accepted or refused with one clear error naming the owner and the argument; noth
 
 import inspect
 import re
-import math
 
 import pytest
 import torch

@@ -3,10 +3,8 @@ trainings; checkpoints; errors."""
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch

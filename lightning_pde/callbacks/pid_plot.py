@@ -44,7 +44,7 @@ def plot_samples(samples: torch.Tensor, reference: torch.Tensor | None, path: st
                                               (residual[j], "-Lap u - a"))):
                 ax = axes[i, j]
                 kwargs = {"vmin": -scale, "vmax": scale} if i == 2 else {}
-                im = ax.imshow(image, cmap="RdBu_r" if i != 1 else "viridis", **kwargs)
+                ax.imshow(image, cmap="RdBu_r" if i != 1 else "viridis", **kwargs)
                 ax.set_xticks([]), ax.set_yticks([])
                 if j == 0:
                     ax.set_ylabel(name)

@@ -207,3 +207,26 @@ class GaussianMixtureDenoiser(nn.Module, Configurable):
         """n exact draws from the mixture."""
         index = torch.randint(len(self.means), (n,), generator=generator)
         return self.means[index] + self.std * torch.randn(n, 2, generator=generator).to(self.means)
+
+
+class TeacherSampling:
+    """What every teacher does the same way (EDMTeacher, DenoiserTeacher): convert between data units and the
+    model's normalised units, and sample with Heun's method on a Karras grid. The class provides `denoise(x, sigma)`,
+    `data_mean`, `data_std`, `sigma_data`, `data_shape`, `sigma_min`, `sigma_max`, `rho` and `sample_steps`."""
+
+    def to_data(self, x: Tensor) -> Tensor:
+        return self.data_mean + x * (self.data_std / self.sigma_data)
+
+    def from_data(self, x: Tensor) -> Tensor:
+        return (x - self.data_mean) * (self.sigma_data / self.data_std)
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """n samples in data units from the Heun sampler with `steps` Karras grid points (default sample_steps)."""
+        from lightning_pde.validation import integer_at_least
+
+        n = integer_at_least(type(self).__name__, "n", n, 1)
+        steps = self.sample_steps if steps is None else integer_at_least(type(self).__name__, "steps", steps, 2)
+        z = self.sigma_max * torch.randn(n, *self.data_shape, generator=generator).to(self.data_mean)
+        return self.to_data(heun_sample(self.denoise, z, karras_sigmas(steps, self.sigma_min, self.sigma_max,
+                                                                          self.rho)))

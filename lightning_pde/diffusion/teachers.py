@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_pde.diffusion import edm_scalings, heun_sample, karras_sigmas
+from lightning_pde.diffusion import TeacherSampling, edm_scalings
 from lightning_pde.spec import Configurable, from_spec, to_spec
 from lightning_pde.validation import integer_at_least, integer_list, positive_float
 
@@ -69,7 +69,7 @@ def _per_channel(owner: str, name: str, value: Any, channels: int) -> list[float
     return [float(v) for v in values]
 
 
-class DenoiserTeacher(nn.Module, Configurable):
+class DenoiserTeacher(TeacherSampling, nn.Module, Configurable):
     """Any denoiser as a PID / PIDDM teacher: ``denoiser(x, sigma)`` returns the estimate of the clean sample
     E[x_0 | x_0 + sigma n = x] for x (B, *data_shape) and sigma (B,), in the units the denoiser was trained in (the
     "normalised" units of the students). Its probability-flow ODE is dx/dt = (x - D(x, t)) / t (EDM form); `sample`
@@ -161,17 +161,4 @@ class DenoiserTeacher(nn.Module, Configurable):
 
     forward = denoise
 
-    def to_data(self, x: Tensor) -> Tensor:
-        return self.data_mean + x * (self.data_std / self.sigma_data)
 
-    def from_data(self, x: Tensor) -> Tensor:
-        return (x - self.data_mean) * (self.sigma_data / self.data_std)
-
-    @torch.no_grad()
-    def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """n samples in data units from the Heun sampler with `steps` Karras grid points (default sample_steps)."""
-        n = integer_at_least(type(self).__name__, "n", n, 1)
-        steps = self.sample_steps if steps is None else integer_at_least(type(self).__name__, "steps", steps, 2)
-        z = self.sigma_max * torch.randn(n, *self.data_shape, generator=generator).to(self.data_mean)
-        sigmas = karras_sigmas(steps, self.sigma_min, self.sigma_max, self.rho)
-        return self.to_data(heun_sample(self.denoise, z, sigmas))

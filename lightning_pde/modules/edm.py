@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from typing import Any
 
@@ -12,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_pde import CHECKPOINT_CLASS_KEY
-from lightning_pde.diffusion import MLPBackbone, edm_scalings, heun_sample, karras_sigmas
+from lightning_pde.diffusion import MLPBackbone, TeacherSampling, edm_scalings
 from lightning_pde.metrics import FieldResidual, SlicedWassersteinDistance
 from lightning_pde.spec import class_path, from_spec, to_spec
 from lightning_pde.validation import finite_float, integer_at_least, integer_list, positive_float
@@ -34,7 +33,7 @@ def validation_metrics(module: pl.LightningModule, samples: Tensor, reference: T
         module.log("val/residual", module.field_residual, on_epoch=True, prog_bar=True)
 
 
-class EDMTeacher(pl.LightningModule):
+class EDMTeacher(TeacherSampling, pl.LightningModule):
     """Denoiser D(x, sigma) = c_skip x + c_out F(c_in x, c_noise) trained with the EDM loss: sigma log-normal
     (ln sigma ~ N(p_mean, p_std^2)), weight (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 (arXiv 2206.00364,
     Table 1 and Eq. 8). Samples with the deterministic Heun sampler on the Karras grid (Algorithm 1).
@@ -102,20 +101,6 @@ class EDMTeacher(pl.LightningModule):
         c_skip, c_out, c_in, c_noise = edm_scalings(sigma.reshape(-1, *([1] * (x.ndim - 1))), self.sigma_data)
         net = self.ema if ema and self.ema_decay > 0 else self.backbone
         return c_skip * x + c_out * net(c_in * x, c_noise.flatten())
-
-    def to_data(self, x: Tensor) -> Tensor:
-        return self.data_mean + x * (self.data_std / self.sigma_data)
-
-    def from_data(self, x: Tensor) -> Tensor:
-        return (x - self.data_mean) * (self.sigma_data / self.data_std)
-
-    @torch.no_grad()
-    def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """n samples in data units from the Heun sampler with `steps` Karras grid points (default sample_steps)."""
-        steps = self.sample_steps if steps is None else integer_at_least("EDMTeacher", "steps", steps, 2)
-        z = self.sigma_max * torch.randn(n, *self.data_shape, generator=generator).to(self.data_mean)
-        return self.to_data(heun_sample(self.denoise, z, karras_sigmas(steps, self.sigma_min, self.sigma_max,
-                                                                          self.rho)))
 
     # -- training ------------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:

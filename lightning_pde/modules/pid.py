@@ -16,9 +16,9 @@ from torch import Tensor, nn
 from lightning_pde import CHECKPOINT_CLASS_KEY
 from lightning_pde.diffusion import MLPBackbone, karras_sigmas
 from lightning_pde.metrics import FieldResidual, SlicedWassersteinDistance
-from lightning_pde.modules.edm import EDMTeacher, _checkpoint_hparams, validation_metrics
+from lightning_pde.modules.edm import _checkpoint_hparams, validation_metrics
 from lightning_pde.spec import Configurable, class_path, from_spec, is_spec, to_spec
-from lightning_pde.validation import boolean, integer_at_least, integer_list, nonnegative_float, positive_float
+from lightning_pde.validation import boolean, integer_at_least, integer_list, positive_float
 
 DISTANCES = ("l2", "pseudo_huber")
 TEACHER_METHODS = ("denoise", "to_data", "data_shape", "sigma_data")

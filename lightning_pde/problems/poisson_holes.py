@@ -4,7 +4,6 @@ COMSOL solution."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from lightning_pde.geometry import Disk, Rectangle
