@@ -48,8 +48,10 @@ def test_problem_constructors_accept_or_refuse_clearly(name):
         # Accepted: the problem must then be usable - every condition samples finite points in its domain.
         generator = torch.Generator().manual_seed(0)
         for condition in problem.conditions().values():
-            points = condition.sample(8, generator, "uniform")
-            assert points.shape == (8, problem.n_inputs) and torch.isfinite(points).all()
+            n = min(8, condition.n_points) if condition.n_values else 8  # observations: at most as many as given
+            points, values = condition.split(condition.sample(n, generator, "uniform"))
+            assert points.shape == (n, problem.n_inputs) and torch.isfinite(points).all()
+            assert values is None or (values.shape == (n, condition.n_values) and torch.isfinite(values).all())
 
     check()
 
@@ -93,9 +95,12 @@ def test_cli_arguments_accept_or_refuse_in_one_line(argument, tmp_path_factory, 
 REQUIRED = {"TTLinear": lambda: {"in_shape": [4, 4], "out_shape": [2, 2]},
             "PINN": lambda: {"problem": Poisson2D(n_pde=8, n_boundary=4)},
             # a student has no default teacher (no file that depends on the working directory)
-            "PIDStudent": lambda: {"teacher": GaussianMixtureDenoiser()}}
+            "PIDStudent": lambda: {"teacher": GaussianMixtureDenoiser()},
+            # any denoiser D(x, sigma) as a teacher: the exact mixture denoiser, on 2-D samples
+            "DenoiserTeacher": lambda: {"denoiser": GaussianMixtureDenoiser().denoise, "data_shape": [2]}}
 #: classes not fuzzed here, with the reason (each has its own tests of bad arguments)
-NOT_FUZZED = {"PIDDM": "needs a teacher of (a, u) fields, i.e. a trained EDM checkpoint (tests/test_pid.py)"}
+NOT_FUZZED = {"PIDDM": "needs a teacher of (a, u) fields, i.e. a trained EDM checkpoint (tests/test_pid.py)",
+              "DiffusersTeacher": "needs a diffusers UNet2DModel (plugins/diffusers/tests checks its bad arguments)"}
 
 
 def other_classes():

@@ -172,7 +172,7 @@ def test_noise_streams_differ_per_rank():
 
 
 def test_bad_teacher_and_arguments_fail_before_training(tmp_path):
-    with pytest.raises(FileNotFoundError, match="teacher checkpoint .*does not exist"):
+    with pytest.raises(ValueError, match="teacher checkpoint .*does not exist"):
         PIDStudent(teacher=str(tmp_path / "missing.ckpt"))
     with pytest.raises(ValueError, match="data_shape must match the teacher's \\[2\\], got \\[2, 16, 16\\]"):
         PIDStudent(teacher=GaussianMixtureDenoiser(), data_shape=[2, 16, 16])

@@ -38,7 +38,8 @@ def tiny(config: Path) -> list[str]:
     args = [*COMMON, *TINY[problem]]
     hidden, shapes = SMALL_TT[problem]
     args.append(f"--model.init_args.net.init_args.hidden={hidden}")
-    if variant != "fp32":
+    dense = variant == "fp32" or variant.startswith("brevitas")  # brevitas quantizes a dense MLP
+    if not dense:
         args.append(f"--model.init_args.net.init_args.tt_shapes={shapes}")
     if "se" in variant:
         args.append("--model.init_args.derivatives.init_args.samples=4")
@@ -55,7 +56,8 @@ def test_every_quant_config_runs_end_to_end(config, tmp_path):
     assert main(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path}", *tiny(config)]) == 0
     (ckpt,) = tmp_path.rglob("last.ckpt")  # every run leaves last.ckpt, beside any epoch checkpoint
     model = lightning_pde.load(ckpt)
-    assert type(model.net).__name__ == ("MLP" if config.stem.endswith("fp32") else "TTMLP")
+    dense = config.stem.endswith("fp32") or "brevitas" in config.stem
+    assert type(model.net).__name__ == ("MLP" if dense else "TTMLP")
     if config.stem.endswith("smx"):
         assert isinstance(model.net.quantizer, SMXQuantizer) and isinstance(model.net.layers[-1], SMXLinear)
 

@@ -90,6 +90,8 @@ class TimeMarching(Callback):
                  warm_start: bool = True, optimizer: OptimizerFactory | None = None) -> None:
         self.n_windows = None if n_windows is None else positive_int("TimeMarching", "n_windows", n_windows)
         self.adam_steps = integer_at_least("TimeMarching", "adam_steps", adam_steps, 0)
+        # the public name first: SecondOrder's own check would call it "iterations"
+        lbfgs_iterations = integer_at_least("TimeMarching", "lbfgs_iterations", lbfgs_iterations, 0)
         second_order = SecondOrder(lbfgs_iterations, iterations_per_step, False, optimizer, 1.0, history_size,
                                    tolerance_grad, tolerance_change).checked("TimeMarching")
         self.lbfgs_iterations = second_order.iterations

@@ -35,9 +35,9 @@ def resolve_teacher(owner: str, teacher: Any) -> nn.Module:
     if isinstance(teacher, (str, Path)):
         path = Path(teacher)
         if not path.is_file():
-            raise FileNotFoundError(f"{owner}: teacher checkpoint {str(path)!r} does not exist (train it first, "
-                                    f"e.g. `lpde fit --config configs/pid/poisson_teacher.yaml`, and pass the "
-                                    f"checkpoint path it prints)")
+            raise ValueError(f"{owner}: teacher checkpoint {str(path)!r} does not exist (train it first, e.g. "
+                             f"`lpde fit --config configs/pid/poisson_teacher.yaml`, and pass the checkpoint path it "
+                             f"prints)")
         import lightning_pde
 
         teacher = lightning_pde.load(path, map_location="cpu")

@@ -182,7 +182,7 @@ class PINN(pl.LightningModule):
         for name, cond in self.conditions.items():
             points, values = cond.split(cond.sample(2, generator, "uniform").to(dtype))
             try:
-                fields = self.fields(points, values)
+                fields = self.fields(points, values, dtype)
                 cond.residual(fields)
                 if getattr(self.derivatives, "debias", False):  # refuses residuals it has no unbiased loss for
                     fields.squared_residual(cond.residual)
@@ -278,10 +278,12 @@ class PINN(pl.LightningModule):
                 terms.append((fn(x), jac, diag if diagonal else diag.sum(1)))
         return terms[0], terms[1]
 
-    def fields(self, x: Tensor, values: Tensor | None = None) -> Fields:
+    def fields(self, x: Tensor, values: Tensor | None = None, dtype: torch.dtype | None = None) -> Fields:
         """The network's outputs and derivatives at `x` (N, n_inputs), by name (``f["u_xx"]``), with the domain's
-        normals (``f.normal``), the unknown constants (``f.unknown("nu")``) and observed `values` (N, k) if given."""
-        fields = self.derivatives.fields(self, x.to(self.dtype), self.problem.input_names, self.problem.output_names)
+        normals (``f.normal``), the unknown constants (``f.unknown("nu")``) and observed `values` (N, k) if given.
+        `x` is cast to `dtype`, default the module's."""
+        fields = self.derivatives.fields(self, x.to(dtype or self.dtype), self.problem.input_names,
+                                         self.problem.output_names)
         fields.domain, fields.unknowns, fields.values = self.problem.domain, self.unknowns, values
         return fields
 

@@ -31,10 +31,11 @@ class Burgers(Problem):
 
     def __init__(self, nu: float = 0.01 / math.pi, n_pde: int = 4000, n_initial: int = 256,
                  n_boundary: int = 256) -> None:
-        self.nu = positive_float("Burgers", "nu", nu)
-        self.n_pde = positive_int("Burgers", "n_pde", n_pde)
-        self.n_initial = positive_int("Burgers", "n_initial", n_initial)
-        self.n_boundary = positive_int("Burgers", "n_boundary", n_boundary)
+        name = type(self).__name__  # a subclass (BurgersInverse) names itself in its errors
+        self.nu = positive_float(name, "nu", nu)
+        self.n_pde = positive_int(name, "n_pde", n_pde)
+        self.n_initial = positive_int(name, "n_initial", n_initial)
+        self.n_boundary = positive_int(name, "n_boundary", n_boundary)
         self.domain = Box([-1.0, 0.0], [1.0, 1.0])
 
     def conditions(self) -> dict[str, Condition]:

@@ -8,7 +8,7 @@ import torch
 
 from lightning_pde.problems.base import Condition, PointData
 from lightning_pde.problems.burgers import Burgers
-from lightning_pde.validation import nonnegative_float, positive_float, positive_int
+from lightning_pde.validation import integer_at_least, nonnegative_float, positive_float, positive_int
 
 
 class BurgersInverse(Burgers):
@@ -37,7 +37,7 @@ class BurgersInverse(Burgers):
         self.nu_initial = positive_float("BurgersInverse", "nu_initial", nu_initial)
         self.n_data = positive_int("BurgersInverse", "n_data", n_data)
         self.noise = nonnegative_float("BurgersInverse", "noise", noise)
-        self.data_seed = positive_int("BurgersInverse", "data_seed", data_seed + 1) - 1
+        self.data_seed = integer_at_least("BurgersInverse", "data_seed", data_seed, 0)
         self.unknowns = {"log_nu": math.log(self.nu_initial)}
         #: what the estimate should reach (plots draw it as a dashed line)
         self.true_unknowns = {"log_nu": math.log(self.nu)}
