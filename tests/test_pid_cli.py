@@ -97,6 +97,7 @@ def test_a_student_without_its_teacher_is_one_clear_error(name, teacher, message
     assert message in captured.err + captured.out
 
 
+@pytest.mark.slow  # overlaps tests/test_ddp.py's per-family DDP runs; kept for make test-slow
 def test_pid_ddp_on_two_cpu_processes_with_the_configs_callbacks(tmp_path):
     # the shipped callbacks (checkpoint, sample plot) included: the plot asks for the log directory, a collective
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_TIPS": "1"}

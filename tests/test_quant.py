@@ -68,6 +68,7 @@ def lpde(*args, cwd):
                           env=env, timeout=300)
 
 
+@pytest.mark.slow  # overlaps tests/test_ddp.py's per-family DDP runs; kept for make test-slow
 def test_smx_precision_plugin_by_short_name_under_ddp(tmp_path):
     config = QUANT / "poisson2d_tt_se.yaml"
     # without DiffQuant, Stein under SMX would estimate from rounded-away perturbations: refused, so switch it on

@@ -25,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("pinn", "gptpinn", "pid", "quant", "pinnacle", "quant/paper")
 #: every shipped method config (configs/ddp, the DDP overlay and a DDP copy of the Burgers PINN, run below too)
 CONFIGS = sorted(config for family in FAMILIES for config in (ROOT / "configs" / family).glob("*.yaml"))
+#: configs whose smoke run is in `make test-slow` only, to keep the default suite within its time: the paper-protocol
+#: configs (tests/test_quant_paper.py builds every one and trains the Poisson ones by default) and three PINNacle
+#: configs whose first step compiles for about a minute (Burgers1d-C and Poisson2d-C, same recipe, run by default)
+SLOW = {*(f"paper/{c.stem}" for c in (ROOT / "configs" / "quant" / "paper").glob("*.yaml")),
+        "pinnacle/ns2d_c", "pinnacle/wave1d_c", "pinnacle/poisson_inv"}
 #: PID students that distil a learned teacher given as --model.teacher=PATH
 NEEDS_TEACHER = {"poisson_pid", "poisson_piddm"}
 
@@ -130,7 +135,8 @@ def cases() -> list:
     out = []
     for config in CONFIGS:
         args = ["--config", str(config.relative_to(ROOT)), *_memory_args(config)]
-        out.append(pytest.param("method", config.stem, args, id=name(config)))
+        out.append(pytest.param("method", config.stem, args, id=name(config),
+                                marks=pytest.mark.slow if name(config) in SLOW else ()))
     poisson = ROOT / "configs" / "pinn" / "poisson2d.yaml"
     for ddp in sorted((ROOT / "configs" / "ddp").glob("*.yaml")):
         # the overlay goes on a config of one's choice (docs/ddp.md); the DDP Burgers config is a whole one
