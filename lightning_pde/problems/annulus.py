@@ -26,7 +26,7 @@ class AnnulusPoisson(Problem):
     analytic normals, so a wrong geometry normal shows as an error in the solution.
 
     Args:
-        inner_radius: radius of the hole, in (0, 1).
+        inner_radius: radius of the hole, in [0.01, 0.99].
         n_pde: interior points per step.
         n_inner: points per step on the hole's circle.
         n_outer: points per step on the outer circle.
@@ -36,8 +36,10 @@ class AnnulusPoisson(Problem):
 
     def __init__(self, inner_radius: float = 0.5, n_pde: int = 2000, n_inner: int = 256, n_outer: int = 512) -> None:
         self.inner_radius = positive_float("AnnulusPoisson", "inner_radius", inner_radius)
-        if not self.inner_radius < 1:
-            raise ValueError(f"AnnulusPoisson: inner_radius must be in (0, 1), got {inner_radius!r}")
+        # a hole far below the outer circle's scale is lost to the geometry's boundary tolerance (its points
+        # cannot be told from the centre), one touching the outer circle leaves no domain
+        if not 0.01 <= self.inner_radius <= 0.99:
+            raise ValueError(f"AnnulusPoisson: inner_radius must be in [0.01, 0.99], got {inner_radius!r}")
         self.n_pde = positive_int("AnnulusPoisson", "n_pde", n_pde)
         self.n_inner = positive_int("AnnulusPoisson", "n_inner", n_inner)
         self.n_outer = positive_int("AnnulusPoisson", "n_outer", n_outer)
