@@ -193,3 +193,23 @@ class Problem(Configurable):
         args = ", ".join(f"{k}={v!r}" for k, v in self.init_args.items())
         return f"{self.name}({args})"
 
+
+
+def second_order_in_time_conditions(problem: "Problem", pde: Callable, initial: Callable, initial_velocity: Callable,
+                                    boundary: Callable) -> dict[str, Condition]:
+    """The conditions of an equation second order in time on a box (x, t) (wave, Klein-Gordon): the PDE inside, u and
+    u_t at t = lower (both on the same initial line), and u on the two x faces. Counts are the problem's `n_pde`,
+    `n_initial` and `n_boundary`; the dict's order is the sampling order."""
+    domain = problem.domain
+
+    def on_initial_line(n, g, m):
+        return domain.sample_face(n, 1, "lower", g, m)
+
+    sides = [(0, "lower"), (0, "upper")]
+    return {
+        "pde": Condition("pde", domain.sample, pde, problem.n_pde),
+        "initial": Condition("initial", on_initial_line, initial, problem.n_initial),
+        "initial_velocity": Condition("initial", on_initial_line, initial_velocity, problem.n_initial),
+        "boundary": Condition("boundary", lambda n, g, m: domain.sample_faces(n, sides, g, m), boundary,
+                              problem.n_boundary),
+    }

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, EvaluationGrid, Problem
+from lightning_pde.problems.base import Condition, EvaluationGrid, Problem, second_order_in_time_conditions
 from lightning_pde.problems.domain import Box
 from lightning_pde.validation import boolean, finite_float, positive_int
 
@@ -88,17 +88,7 @@ class KleinGordon(Problem):
             # x = ±1 on the boundary, so x cos t is ±cos t.
             return f["u"] - f["x"] * torch.cos(f["t"])
 
-        def on_initial_line(n, g, m):
-            return self.domain.sample_face(n, 1, "lower", g, m)
-
-        sides = [(0, "lower"), (0, "upper")]
-        return {
-            "pde": Condition("pde", self.domain.sample, pde, self.n_pde),
-            "initial": Condition("initial", on_initial_line, initial, self.n_initial),
-            "initial_velocity": Condition("initial", on_initial_line, initial_velocity, self.n_initial),
-            "boundary": Condition("boundary", lambda n, g, m: self.domain.sample_faces(n, sides, g, m),
-                                  boundary, self.n_boundary),
-        }
+        return second_order_in_time_conditions(self, pde, initial, initial_velocity, boundary)
 
     def corner_jumps(self) -> tuple[float, float]:
         """The jumps of u_tt across the characteristics from the corners (-1, 0) and (1, 0): boundary data minus

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from lightning_pde.problems.base import Condition, Problem
+from lightning_pde.problems.base import Condition, Problem, second_order_in_time_conditions
 from lightning_pde.problems.domain import Box
 from lightning_pde.validation import positive_int
 
@@ -64,17 +64,7 @@ class Wave1D(Problem):
         def boundary(f):
             return f["u"]
 
-        def on_initial_line(n, g, m):
-            return self.domain.sample_face(n, 1, "lower", g, m)
-
-        sides = [(0, "lower"), (0, "upper")]
-        return {
-            "pde": Condition("pde", self.domain.sample, pde, self.n_pde),
-            "initial": Condition("initial", on_initial_line, initial, self.n_initial),
-            "initial_velocity": Condition("initial", on_initial_line, initial_velocity, self.n_initial),
-            "boundary": Condition("boundary", lambda n, g, m: self.domain.sample_faces(n, sides, g, m),
-                                  boundary, self.n_boundary),
-        }
+        return second_order_in_time_conditions(self, pde, initial, initial_velocity, boundary)
 
     def hard_constraint(self, x: Tensor, n: Tensor) -> Tensor:
         """u = u(x, 0) + 4 x (1 - x) t n: the initial value and the zero boundary values hold exactly; the initial
