@@ -152,6 +152,14 @@ def test_poisson_holes_domain_conditions_and_reference():
     assert torch.allclose(grid.values[on_square], torch.ones(1, dtype=torch.float64))
 
 
+def test_poisson_holes_residual_is_written_in_the_holes_length_unit():
+    # r^2 Laplace(u): in the square's unit the residual's scale (1 / r^2 per second derivative) traps training on
+    # the u = 1/2 plateau (configs/pinnacle/poisson2d_c.yaml)
+    residual = PoissonHoles().conditions()["pde"].residual
+    second = torch.tensor([2.0, -3.0], dtype=torch.float64)
+    assert torch.allclose(residual({"u_xx": second, "u_yy": 2 * second}), HOLE_RADIUS**2 * 3 * second)
+
+
 @pytest.mark.parametrize("build, message", [
     (lambda: Wave1D(n_pde=0), "Wave1D: n_pde must be an integer >= 1, got 0"),
     (lambda: LidDrivenCavity(nu=-1.0), "LidDrivenCavity: nu must be a finite number > 0, got -1.0"),
