@@ -264,15 +264,11 @@ def test_stats_are_reported(cls):
     params = torch.nn.Parameter(torch.tensor(tanh_start()))
     optimizer = cls([params], max_iter=7, max_eval=100)
     evaluations = []
+    inner = tanh_closure(optimizer, params)
 
     def closure():
         evaluations.append(1)
-        if cls is GaussNewton:
-            return tanh_residual(params)
-        optimizer.zero_grad()
-        loss = tanh_loss(params)
-        loss.backward()
-        return loss
+        return inner()
 
     start_loss = float(optimizer.step(closure).detach())
     first = optimizer.stats
@@ -294,15 +290,7 @@ def run_tanh(cls, steps: int, state_dict=None, **kwargs):
     if state_dict is not None:
         params.data.copy_(state_dict["params"])
         optimizer.load_state_dict(state_dict["optimizer"])
-
-    def closure():
-        if cls is GaussNewton:
-            return tanh_residual(params)
-        optimizer.zero_grad()
-        loss = tanh_loss(params)
-        loss.backward()
-        return loss
-
+    closure = tanh_closure(optimizer, params)
     for _ in range(steps):
         optimizer.step(closure)
     return params.detach().clone(), optimizer

@@ -186,11 +186,9 @@ class GaussNewton(SecondOrderOptimizer):
             iterations += 1
             change = loss - trial_loss
             x, r, loss = x + step, trial, trial_loss
-            if float(step.abs().max()) <= group["tolerance_change"] or change < group["tolerance_change"]:
-                reason = "tolerance_change"
-                break
-            if evaluations >= max_eval:
-                reason = "max_eval"
+            stop = self._stop_after_step(step, change, group["tolerance_change"], evaluations, max_eval)
+            if stop is not None:
+                reason = stop
                 break
         self._count(iterations, evaluations, time.perf_counter() - start, loss, reason)
         return first_loss

@@ -89,6 +89,17 @@ class SecondOrderOptimizer(torch.optim.Optimizer):
         return {"iterations": int(state.get("n_iter", 0)), "function_evaluations": int(state.get("func_evals", 0)),
                 "time_s": float(state.get("time_s", 0.0)), **self._last}
 
+    @staticmethod
+    def _stop_after_step(step: Tensor, change: float, tolerance_change: float, evaluations: int,
+                         max_eval: int) -> str | None:
+        """Why to stop after a step was taken: ``tolerance_change`` (the step's largest entry, or the loss's
+        decrease, at most `tolerance_change`) or ``max_eval`` (the evaluation budget spent); None to go on."""
+        if float(step.abs().max()) <= tolerance_change or change < tolerance_change:
+            return "tolerance_change"
+        if evaluations >= max_eval:
+            return "max_eval"
+        return None
+
     def _count(self, iterations: int, evaluations: int, seconds: float, loss: float, reason: str) -> None:
         state = self._state
         state["n_iter"] = int(state.get("n_iter", 0)) + iterations
@@ -271,11 +282,9 @@ class QuasiNewton(SecondOrderOptimizer):
             if float(g.abs().max()) <= tolerance_grad:
                 reason = "tolerance_grad"
                 break
-            if float(s.abs().max()) <= tolerance_change or change < tolerance_change:
-                reason = "tolerance_change"
-                break
-            if evaluations >= max_eval:
-                reason = "max_eval"
+            stop = self._stop_after_step(s, change, tolerance_change, evaluations, max_eval)
+            if stop is not None:
+                reason = stop
                 break
         self._count(iterations, evaluations, time.perf_counter() - start, loss, reason)
         return first_loss
