@@ -242,3 +242,29 @@ def test_hard_constraint_transforms_compose_with_the_forward_propagation(problem
     space = [n for n in names if n != "t"]
     torch.testing.assert_close(f.laplacian("u", inputs=space), ref.laplacian("u", inputs=space), rtol=1e-10,
                                atol=1e-12)
+
+
+def test_hard_constraint_terms_are_reused_for_the_same_points_only(monkeypatch):
+    """The transform's g, d terms are computed once per point set: a second pass on equal points (a new tensor, as
+    each closure call makes) reuses them, new points recompute them, and the results equal a fresh computation."""
+    torch.manual_seed(0)
+    problem = Burgers()
+    pinn = PINN(problem, MLP([8, 8]), hard_constraints=True).double()
+    calls = []
+    compute = pinn._transform_terms_at
+    monkeypatch.setattr(pinn, "_transform_terms_at", lambda *args: calls.append(1) or compute(*args))
+    x = problem.domain.sample(7, torch.Generator().manual_seed(1)).double()
+    first = pinn.forward_laplacian(x, [0], diagonal=True)
+    again = pinn.forward_laplacian(x.clone(), [0], diagonal=True)
+    assert len(calls) == 1
+    for a, b in zip(first, again):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    y = x.clone()
+    y[0, 0] += 0.1
+    moved = pinn.forward_laplacian(y, [0], diagonal=True)
+    pinn.forward_laplacian(y, [0, 1], diagonal=True)  # other inputs: other terms
+    assert len(calls) == 3
+    fresh = PINN(problem, MLP([8, 8]), hard_constraints=True).double()
+    fresh.load_state_dict(pinn.state_dict())
+    for a, b in zip(moved, fresh.forward_laplacian(y, [0], diagonal=True)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
