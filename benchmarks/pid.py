@@ -1,7 +1,10 @@
 """PID / PIDDM benchmark: trains the configs/pid set through the CLI (timed), then measures teacher quality at
-several Heun step counts, one-step student quality, sampling times, PDE residuals and the forward problem.
+several Heun step counts, one-step student quality, sampling times, PDE residuals and the forward and inverse
+problems. Suites: ``mixture`` (2-D Gaussian mixture), ``poisson`` (16 x 16 Poisson fields), ``darcy`` (32 x 32 Darcy
+fields), ``digits`` (scikit-learn's 8 x 8 digits, benchmarks/pid_digits.py); all four by default.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --output benchmarks/results/pid.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --suite darcy --output benchmarks/results/pid_darcy.json
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --workdir /tmp/pid        # keep the trained runs there
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --reuse /tmp/pid          # score those runs again
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pid.py --reuse /tmp/pid --images docs/images  # the README's pictures
@@ -26,12 +29,18 @@ from pathlib import Path
 
 import torch
 
+from pid_digits import digits
 from provenance import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["mixture_pid", "mixture_teacher", "poisson_teacher", "poisson_pid", "poisson_piddm"]
-#: students that distil the learned Poisson teacher
-STUDENTS = ("poisson_pid", "poisson_piddm")
+SUITES = {"mixture": ["mixture_pid", "mixture_teacher"],
+          "poisson": ["poisson_teacher", "poisson_pid", "poisson_piddm"],
+          "darcy": ["darcy_teacher", "darcy_pid", "darcy_piddm"],
+          "digits": ["digits_teacher", "digits_pid"]}
+CONFIGS = [name for names in SUITES.values() for name in names]
+#: the learned teacher each student distils
+TEACHER_OF = {"poisson_pid": "poisson_teacher", "poisson_piddm": "poisson_teacher",
+              "darcy_pid": "darcy_teacher", "darcy_piddm": "darcy_teacher", "digits_pid": "digits_teacher"}
 MANIFEST = "checkpoints.json"
 
 
@@ -63,10 +72,11 @@ def train_all(workdir: Path, names: list[str] = CONFIGS,
     seconds: dict[str, float] = {}
     for name in names:
         args = list((extra or {}).get(name, []))
-        if name in STUDENTS:
-            if "poisson_teacher" not in checkpoints:
-                raise ValueError(f"benchmarks/pid.py: {name} distils poisson_teacher, which is not trained before it")
-            args.append(f"--model.teacher={checkpoints['poisson_teacher']}")
+        if name in TEACHER_OF:
+            teacher = TEACHER_OF[name]
+            if teacher not in checkpoints:
+                raise ValueError(f"benchmarks/pid.py: {name} distils {teacher}, which is not trained before it")
+            args.append(f"--model.teacher={checkpoints[teacher]}")
         path, seconds[name] = train(name, workdir / name, args)
         checkpoints[name] = str(path)
         print(f"trained {name} in {seconds[name]:.1f} s: {path}", flush=True)
@@ -74,13 +84,13 @@ def train_all(workdir: Path, names: list[str] = CONFIGS,
     return checkpoints, seconds
 
 
-def recorded_checkpoints(workdir: Path) -> dict[str, str]:
-    """The checkpoints an earlier ``--workdir`` run recorded; every config's must be there."""
+def recorded_checkpoints(workdir: Path, names: list[str] = CONFIGS) -> dict[str, str]:
+    """The checkpoints an earlier ``--workdir`` run recorded; every one of `names` must be there."""
     manifest = workdir / MANIFEST
     if not manifest.is_file():
         raise FileNotFoundError(f"--reuse {workdir}: no {MANIFEST} (written by `benchmarks/pid.py --workdir DIR`)")
     checkpoints = json.loads(manifest.read_text())
-    missing = [name for name in CONFIGS if not Path(checkpoints.get(name, "")).is_file()]
+    missing = [name for name in names if not Path(checkpoints.get(name, "")).is_file()]
     if missing:
         raise FileNotFoundError(f"--reuse {workdir}: no checkpoint for {missing} (recorded: {checkpoints})")
     return checkpoints
@@ -172,22 +182,94 @@ def poisson(results: dict, checkpoints: dict[str, str]) -> None:
     results["poisson"] = rows
 
 
-def draw_images(checkpoints: dict[str, str], directory: Path) -> list[Path]:
+def darcy(results: dict, checkpoints: dict[str, str], n_tasks: int = 50) -> None:
+    """Darcy 32 x 32: teacher Heun-18/35 against the one-step students (3 sampling seeds each) on the PDE residual,
+    sliced W2 and the pixel-wise mean / std fields (MMSE, SMSE) against 500 held-out pairs, beside the data's own
+    noise floor (a second, independent draw of 500 pairs); then the forward problem (K given, p generated, against
+    the solver) and the inverse problems (p given everywhere or on 10 % of the pixels, K generated) by PIDDM's latent
+    optimisation, `n_tasks` held-out pairs each."""
+    import lightning_pde
+    from lightning_pde.data import DarcyFlow
+    from lightning_pde.data.darcy import darcy_relative_residual, solve_darcy
+
+    data = DarcyFlow(n=32, n_train=4000, n_val=500)
+    data.setup()
+    reference = data.val
+    second = data.generate(500, data.seed + 2)  # an independent draw: the noise floor of every distance below
+    teacher = lightning_pde.load(checkpoints["darcy_teacher"])
+    pid = lightning_pde.load(checkpoints["darcy_pid"])
+    piddm = lightning_pde.load(checkpoints["darcy_piddm"])
+
+    def score(samples, seconds, nfe):
+        return {"residual": float(darcy_relative_residual(samples.double()).mean()), "swd": swd(samples, reference),
+                **moments(samples, reference), "nfe": nfe, "seconds": seconds}
+
+    rows = {"data": {"residual": float(darcy_relative_residual(reference.double()).mean())},
+            "noise_floor": {"swd": swd(second, reference), **moments(second, reference)}}
+    for steps in (18, 35):
+        samples, seconds = timed(lambda: teacher.sample(500, steps, torch.Generator().manual_seed(7)), repeats=1)
+        rows[f"teacher_heun{steps}"] = score(samples, seconds, 2 * steps - 1)
+    for name, model in (("pid_student", pid), ("piddm_student", piddm)):
+        seeds = []
+        for seed in (7, 8, 9):
+            samples, seconds = timed(lambda: model.sample(500, generator=torch.Generator().manual_seed(seed)))
+            seeds.append(score(samples, seconds, 1))
+        rows[name] = {key: sum(row[key] for row in seeds) / 3 for key in seeds[0]}
+        rows[name]["spread"] = {key: [min(row[key] for row in seeds), max(row[key] for row in seeds)]
+                                for key in ("residual", "swd", "mmse", "smse")}
+    teacher35 = rows["teacher_heun35"]
+    rows["ratios"] = {"piddm_residual_over_teacher_heun35": rows["piddm_student"]["residual"] / teacher35["residual"],
+                      "piddm_residual_over_pid": rows["piddm_student"]["residual"] / rows["pid_student"]["residual"],
+                      "piddm_mmse_over_teacher_heun35": rows["piddm_student"]["mmse"] / teacher35["mmse"],
+                      "piddm_smse_over_teacher_heun35": rows["piddm_student"]["smse"] / teacher35["smse"],
+                      "speedup_piddm_vs_teacher_heun35": teacher35["seconds"] / rows["piddm_student"]["seconds"]}
+
+    fields = reference[:n_tasks]
+    k_true, threshold = fields[:, 0], (data.k_low + data.k_high) / 2
+    observed_p = torch.zeros(n_tasks, 2, 32, 32)
+    observed_p[:, 1] = 1.0
+    sparse_p = observed_p * (torch.rand(n_tasks, 1, 32, 32, generator=torch.Generator().manual_seed(3)) < 0.1)
+    observed_k = torch.zeros(1, 2, 1, 1)
+    observed_k[:, 0] = 1.0
+    for task, mask in (("forward", observed_k), ("inverse_full_p", observed_p), ("inverse_10pct_p", sparse_p)):
+        start = time.perf_counter()
+        solved = piddm.solve(fields, mask, steps=300, lr=0.05, lam=10.0, generator=torch.Generator().manual_seed(0))
+        row = {"samples": n_tasks, "adam_steps": 300, "lam": 10.0, "seconds": time.perf_counter() - start,
+               "residual": float(darcy_relative_residual(solved.double()).mean()),
+               "observed_fraction": float(mask.expand_as(fields).mean())}
+        if task == "forward":
+            exact = torch.from_numpy(solve_darcy(k_true.double().numpy())).float()
+            row["relative_l2_p_mean"] = float(((solved[:, 1] - exact).flatten(1).norm(dim=1)
+                                               / exact.flatten(1).norm(dim=1)).mean())
+        else:
+            row["k_pixel_accuracy"] = float(((solved[:, 0] >= threshold) == (k_true >= threshold)).float().mean())
+        rows[task] = row
+    results["darcy"] = rows
+
+
+def draw_images(checkpoints: dict[str, str], directory: Path, suites: list[str]) -> list[Path]:
     """The pictures docs/images/pid_*.png shows: what each config's PIDSamplePlot draws at the end of its run (2000
     samples, seed 0, over the config's validation data)."""
     import lightning_pde
     from lightning_pde.callbacks.pid_plot import plot_samples
-    from lightning_pde.data import GaussianMixture2D, PoissonFields
+    from lightning_pde.data import DarcyFlow, DigitsImages, GaussianMixture2D, PoissonFields
 
-    pictures = {"mixture_pid": ("pid_mixture.png", GaussianMixture2D(n_val=4000)),
-                "poisson_pid": ("pid_poisson_pid.png", PoissonFields(n=16, n_val=500)),
-                "poisson_piddm": ("pid_poisson_piddm.png", PoissonFields(n=16, n_val=500))}
+    pictures = {"mixture_pid": ("pid_mixture.png", lambda: GaussianMixture2D(n_val=4000)),
+                "poisson_pid": ("pid_poisson_pid.png", lambda: PoissonFields(n=16, n_val=500)),
+                "poisson_piddm": ("pid_poisson_piddm.png", lambda: PoissonFields(n=16, n_val=500)),
+                "darcy_pid": ("pid_darcy_pid.png", lambda: DarcyFlow(n=32, n_val=500)),
+                "darcy_piddm": ("pid_darcy_piddm.png", lambda: DarcyFlow(n=32, n_val=500)),
+                "digits_pid": ("pid_digits_pid.png", lambda: DigitsImages())}
     written = []
-    for name, (filename, data) in pictures.items():
-        module = lightning_pde.load(checkpoints[name])
+    for name, (filename, make_data) in pictures.items():
+        if not any(name in SUITES[suite] for suite in suites):
+            continue
+        data, module = make_data(), lightning_pde.load(checkpoints[name])
         samples = module.sample(2000, generator=torch.Generator().manual_seed(0))
-        reference = data.generate(data.n_val, data.seed + 1)  # the data module's validation set
-        written.append(plot_samples(samples, reference, directory / filename, title=type(module).__name__))
+        data.setup()
+        reference = data.val
+        written.append(plot_samples(samples, reference, directory / filename, title=type(module).__name__,
+                                    pde=getattr(data, "pde", None)))
     return written
 
 
@@ -200,25 +282,29 @@ def main() -> None:
                        help="score the checkpoints an earlier --workdir run recorded there instead of training")
     parser.add_argument("--output", type=Path, default=None, help="write the results JSON here")
     parser.add_argument("--images", type=Path, default=None, help="draw the PID pictures into this directory")
+    parser.add_argument("--suite", action="append", choices=sorted(SUITES), default=None,
+                        help="train and score this suite (repeatable; default: all)")
     args = parser.parse_args()
+    suites = args.suite or list(SUITES)
+    names = [name for suite in suites for name in SUITES[suite]]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    results: dict = {**stamp(torch.get_num_threads()), "train_seconds": {}}
+    results: dict = {**stamp(torch.get_num_threads()), "suites": suites, "train_seconds": {}}
     temporary = None
     if args.reuse is not None:
-        checkpoints = recorded_checkpoints(args.reuse)
+        checkpoints = recorded_checkpoints(args.reuse, names)
         results["reused"] = str(args.reuse)
     else:
         if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
             parser.error(f"--workdir {args.workdir} is not empty; give a new directory (or --reuse it)")
         workdir = args.workdir or Path(temporary := tempfile.mkdtemp(prefix="lpde-pid-benchmark-"))
         workdir.mkdir(parents=True, exist_ok=True)
-        checkpoints, results["train_seconds"] = train_all(workdir)
+        checkpoints, results["train_seconds"] = train_all(workdir, names)
         results["train_seconds_total"] = sum(results["train_seconds"].values())
     try:
-        mixture(results, checkpoints)
-        poisson(results, checkpoints)
+        for suite in suites:
+            {"mixture": mixture, "poisson": poisson, "darcy": darcy, "digits": digits}[suite](results, checkpoints)
         if args.images is not None:
-            for path in draw_images(checkpoints, args.images):
+            for path in draw_images(checkpoints, args.images, suites):
                 print(f"wrote {path}")
     finally:
         if temporary is not None:
@@ -228,12 +314,12 @@ def main() -> None:
         args.output.write_text(json.dumps(results, indent=2))
         print(f"wrote {args.output}")
     print(f"threads {results['threads']}; training seconds {results['train_seconds']}")
-    for section in ("mixture", "poisson"):
+    for section in suites:
         print(f"\n{section}")
         for key, row in results[section].items():
             if isinstance(row, dict):
                 print(f"  {key:34s} " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                   for k, v in row.items()))
+                                                   for k, v in row.items() if k != "spread"))
             else:
                 print(f"  {key:34s} {row:.4g}")
 

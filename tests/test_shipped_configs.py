@@ -30,8 +30,9 @@ CONFIGS = sorted(config for family in FAMILIES for config in (ROOT / "configs" /
 #: configs whose first step compiles for about a minute (Burgers1d-C and Poisson2d-C, same recipe, run by default)
 SLOW = {*(f"paper/{c.stem}" for c in (ROOT / "configs" / "quant" / "paper").glob("*.yaml")),
         "pinnacle/ns2d_c", "pinnacle/wave1d_c", "pinnacle/poisson_inv"}
-#: PID students that distil a learned teacher given as --model.teacher=PATH
-NEEDS_TEACHER = {"poisson_pid", "poisson_piddm"}
+#: PID students that distil a learned teacher given as --model.teacher=PATH, and the teacher config they take
+TEACHER_OF = {"poisson_pid": "poisson_teacher", "poisson_piddm": "poisson_teacher",
+              "darcy_pid": "darcy_teacher", "darcy_piddm": "darcy_teacher", "digits_pid": "digits_teacher"}
 
 PINN_STEPS = ["--data.init_args.steps_per_epoch=1", "--data.init_args.eval_batch_size=64", "--trainer.max_steps=2",
               "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1"]
@@ -40,6 +41,9 @@ GPTPINN = ["--model.max_neurons=2", "--model.neuron.max_steps=5", "--model.neuro
            "--model.n_condition_points=8", "--model.first_params=null"]
 MIXTURE = ["--data.init_args.n_train=64", "--data.init_args.n_val=32", "--data.init_args.batch_size=16",
            "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.log_every_n_steps=1"]
+DIGITS = ["--data.init_args.n_train=16", "--data.init_args.n_val=4", "--data.init_args.n_test=4",
+          "--data.init_args.batch_size=8", "--trainer.max_steps=2", "--trainer.check_val_every_n_epoch=1",
+          "--trainer.log_every_n_steps=1"]
 FIELDS = ["--model.init_args.data_shape=[2,8,8]", "--data.init_args.n=8", "--data.init_args.n_train=16",
           "--data.init_args.n_val=4", "--data.init_args.batch_size=8", "--trainer.max_steps=2",
           "--trainer.check_val_every_n_epoch=1", "--trainer.log_every_n_steps=1"]
@@ -94,13 +98,13 @@ def _pid(config: Path, teacher: Path | None) -> list[str]:
         args = [*MIXTURE, "--model.init_args.backbone.init_args.hidden=[16]"]
         return args + (["--model.init_args.batch_size=16", "--model.init_args.n_grid=8"] if stem == "mixture_pid"
                        else [])
-    args = list(FIELDS)
-    if stem == "poisson_teacher":
+    args = list(DIGITS if stem.startswith("digits") else FIELDS)
+    if stem.endswith("_teacher"):
         return args + ["--model.init_args.backbone.init_args.width=8", "--model.init_args.sample_steps=3"]
     if teacher is None:
-        raise ValueError(f"{name(config)} distils a teacher: pass one (a poisson_teacher.yaml checkpoint)")
+        raise ValueError(f"{name(config)} distils a teacher: pass one (a {TEACHER_OF[stem]}.yaml checkpoint)")
     args += [f"--model.teacher={teacher}", "--model.init_args.batch_size=4"]
-    return args + (["--model.init_args.n_grid=4"] if stem == "poisson_pid"
+    return args + (["--model.init_args.n_grid=4"] if stem.endswith("_pid")
                    else ["--model.init_args.n_pairs=8", "--model.init_args.teacher_steps=3"])
 
 
@@ -208,21 +212,30 @@ def run_subprocess(args: list[str], log: Path) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def poisson_teacher(tmp_path_factory) -> Path:
-    """A tiny Poisson teacher checkpoint for the Poisson students (named explicitly, as docs/pid.md does)."""
-    root = tmp_path_factory.mktemp("teacher")
-    config = ROOT / "configs" / "pid" / "poisson_teacher.yaml"
-    code, _ = run_forked(["fit", "--config", str(config), *QUIET, *tiny_args(config),
-                          f"--trainer.default_root_dir={root}"], root / "log.txt")
-    assert code == 0, (root / "log.txt").read_text()[-3000:]
-    return max(root.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+def teachers(tmp_path_factory) -> dict[str, Path]:
+    """Tiny teacher checkpoints for the PID students, trained on first use (named explicitly, as docs/pid.md
+    does), by teacher config stem."""
+    return {}
+
+
+def trained_teacher(stem: str, teachers: dict[str, Path], root: Path) -> Path:
+    if stem not in teachers:
+        config = ROOT / "configs" / "pid" / f"{stem}.yaml"
+        root.mkdir(parents=True, exist_ok=True)
+        code, _ = run_forked(["fit", "--config", str(config), *QUIET, *tiny_args(config),
+                              f"--trainer.default_root_dir={root}"], root / "log.txt")
+        assert code == 0, (root / "log.txt").read_text()[-3000:]
+        teachers[stem] = max(root.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return teachers[stem]
 
 
 @pytest.mark.parametrize("family, name, args", cases())
 def test_shipped_config_runs_within_memory_and_leaves_the_tree_alone(family, name, args, tmp_path, request):
     args = ["fit", *args, *QUIET, f"--trainer.default_root_dir={tmp_path / 'runs'}"]
     if "--model.teacher=TEACHER" in args:
-        args[args.index("--model.teacher=TEACHER")] = f"--model.teacher={request.getfixturevalue('poisson_teacher')}"
+        teacher = trained_teacher(TEACHER_OF[name.split("/")[-1]], request.getfixturevalue("teachers"),
+                                  tmp_path / "teacher")
+        args[args.index("--model.teacher=TEACHER")] = f"--model.teacher={teacher}"
     log = tmp_path / "log.txt"
     before = tree_state()
     code, peak = (run_subprocess if family == "ddp" else run_forked)(args, log)

@@ -13,15 +13,26 @@ from lightning_pde.spec import Configurable
 from lightning_pde.validation import nonempty_str, positive_int
 
 
-def plot_samples(samples: torch.Tensor, reference: torch.Tensor | None, path: str | Path, title: str = "") -> Path:
-    """Save a picture of `samples`: for 2-D vectors a scatter over the reference data; for (B, 2, n, n) fields a grid
-    with one column per sample and rows a, u and the residual map -Lap_h u - a. Returns the path."""
+def _residual_map(pde: str):
+    """Channel names, the residual map's name and the map itself (fields in data units) of a PDE's joint fields."""
+    from lightning_pde.data.darcy import darcy_fields_residual
+    from lightning_pde.data.poisson_fields import poisson_residual
+
+    return {"poisson": (("a", "u"), "-Lap u - a", poisson_residual),
+            "darcy": (("K", "p"), "-div(K grad p) - 1", darcy_fields_residual)}[pde]
+
+
+def plot_samples(samples: torch.Tensor, reference: torch.Tensor | None, path: str | Path, title: str = "",
+                 pde: str | None = "poisson") -> Path:
+    """Save a picture of `samples`: for 2-D vectors a scatter over the reference data; for (B, C, n, n) fields a grid
+    with one column per sample and one row per channel (one-channel images: 12 in grey on one shared scale), plus, for the joint fields of a PDE (``poisson``: (a, u),
+    ``darcy``: (K, p)), a row with the residual map titled by the sample's relative residual. Returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lightning_pde.data.poisson_fields import poisson_residual
+    from lightning_pde.metrics.field_residual import FIELD_PDES
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,20 +46,31 @@ def plot_samples(samples: torch.Tensor, reference: torch.Tensor | None, path: st
         ax.set_aspect("equal")
         ax.legend(loc="upper right", markerscale=4)
     else:
-        count = min(len(samples), 6)
-        residual = poisson_residual(samples[:count].double()).float()
-        fig, axes = plt.subplots(3, count, figsize=(1.9 * count, 5.6), squeeze=False)
+        channels = samples.shape[1]
+        count = min(len(samples), 6 if channels > 1 else 12)
+        names = [f"channel {c}" for c in range(channels)]
+        rows = [samples[:count, c] for c in range(channels)]
+        residual_name = None
+        if pde is not None and channels == 2:
+            channel_names, residual_name, residual = _residual_map(pde)
+            names = [*channel_names, residual_name]
+            rows.append(residual(samples[:count].double()).float())
+            relative = FIELD_PDES[pde](samples[:count].double())
+        fig, axes = plt.subplots(len(rows), count, figsize=(1.9 * count, 1.9 * len(rows)), squeeze=False)
         for j in range(count):
-            scale = float(samples[j, 0].abs().max())
-            for i, (image, name) in enumerate(((samples[j, 0], "a"), (samples[j, 1], "u"),
-                                              (residual[j], "-Lap u - a"))):
+            for i, (row, name) in enumerate(zip(rows, names)):
                 ax = axes[i, j]
-                kwargs = {"vmin": -scale, "vmax": scale} if i == 2 else {}
-                ax.imshow(image, cmap="RdBu_r" if i != 1 else "viridis", **kwargs)
+                if residual_name is not None and i == len(rows) - 1:
+                    scale = float(row[j].abs().max())
+                    ax.imshow(row[j], cmap="RdBu_r", vmin=-scale, vmax=scale)
+                    ax.set_title(f"rel. residual {float(relative[j]):.2g}", fontsize=8)
+                elif channels == 1:  # images: grey levels on one scale for all, so contrast errors show
+                    ax.imshow(row[j], cmap="gray_r", vmin=float(rows[0].min()), vmax=float(rows[0].max()))
+                else:
+                    ax.imshow(row[j], cmap="viridis")
                 ax.set_xticks([]), ax.set_yticks([])
                 if j == 0:
                     ax.set_ylabel(name)
-            axes[2, j].set_title(f"|r|/|a|={float(residual[j].norm() / samples[j, 0].norm()):.2g}", fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -84,7 +106,8 @@ class PIDSamplePlot(pl.Callback, Configurable):
             path = Path(log_dir or trainer.default_root_dir) / path
         samples = pl_module.sample(self.n_samples, generator=torch.Generator().manual_seed(self.seed))
         reference = getattr(trainer.datamodule, "val", None) if trainer.datamodule is not None else None
-        self.written = plot_samples(samples, reference, path, title=type(pl_module).__name__)
+        self.written = plot_samples(samples, reference, path, title=type(pl_module).__name__,
+                                    pde=getattr(trainer.datamodule, "pde", None))
         rank_zero_info(f"PIDSamplePlot: wrote {self.written}")
 
     def state_dict(self) -> dict[str, Any]:

@@ -58,15 +58,23 @@ def darcy_residual(permeability: Tensor, pressure: Tensor, source: float | Tenso
     return -divergence - source
 
 
+#: generated permeabilities below this count as this in the residual of generated fields: the harmonic face mean
+#: 2 K_P K_N / (K_P + K_N) is undefined at K_P + K_N = 0, and a generator's K can cross zero. Far below any data K
+#: (3 and 12 by default), so a sample that needs it carries a large residual, as it should.
+K_FLOOR = 1e-3
+
+
 def darcy_fields_residual(fields: Tensor) -> Tensor:
-    """:func:`darcy_residual` with f = 1 of fields (B, 2, n, n), channel 0 = K, channel 1 = p; returns (B, n, n)."""
+    """:func:`darcy_residual` with f = 1 of fields (B, 2, n, n), channel 0 = K (floored at :data:`K_FLOOR`),
+    channel 1 = p; returns (B, n, n). Differentiable (no gradient reaches K where it is floored)."""
     if fields.ndim != 4 or fields.shape[1] != 2:
         raise ValueError(f"darcy_fields_residual: fields must be (B, 2, n, n) (K, p), got {tuple(fields.shape)}")
-    return darcy_residual(fields[:, 0], fields[:, 1])
+    return darcy_residual(fields[:, 0].clamp_min(K_FLOOR), fields[:, 1])
 
 
 def darcy_relative_residual(fields: Tensor) -> Tensor:
-    """Per-sample ||-div_h(K grad_h p) - 1|| / ||1|| (the root mean square residual against f = 1), shape (B,)."""
+    """Per-sample ||-div_h(K grad_h p) - 1|| / ||1|| (the root mean square residual against f = 1) of
+    :func:`darcy_fields_residual`, shape (B,)."""
     residual = darcy_fields_residual(fields).flatten(1)
     return residual.norm(dim=1) / residual.shape[1] ** 0.5
 
@@ -148,6 +156,8 @@ class DarcyFlow(SampleDataModule):
         k_low: permeability where the field is < 0.
         n_train, n_val, batch_size, seed: as in :class:`SampleDataModule`.
     """
+
+    pde = "darcy"  # the residual FieldResidual and PIDDM apply to these fields
 
     def __init__(self, n: int = 32, alpha: float = 2.0, tau: float = 3.0, k_high: float = 12.0, k_low: float = 3.0,
                  n_train: int = 4000, n_val: int = 500, batch_size: int = 64, seed: int = 0) -> None:

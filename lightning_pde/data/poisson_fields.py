@@ -60,6 +60,8 @@ class PoissonFields(SampleDataModule):
         n_train, n_val, batch_size, seed: as in :class:`SampleDataModule`.
     """
 
+    pde = "poisson"  # the residual FieldResidual and PIDDM apply to these fields
+
     def __init__(self, n: int = 16, alpha: float = 2.0, tau: float = 3.0, n_train: int = 4000, n_val: int = 500,
                  batch_size: int = 64, seed: int = 0) -> None:
         super().__init__(n_train=n_train, n_val=n_val, batch_size=batch_size, seed=seed)

@@ -24,13 +24,20 @@ def _checkpoint_hparams(hparams: dict[str, Any]) -> None:
 
 
 def validation_metrics(module: pl.LightningModule, samples: Tensor, reference: Tensor) -> None:
-    """Update and log sliced Wasserstein distance to the validation data (and, for (B, 2, n, n) fields, the mean
-    relative Poisson residual of the samples)."""
+    """Update and log sliced Wasserstein distance to the validation data (and, where the data module names its PDE,
+    the mean relative residual of the samples: :func:`attach_field_residual`)."""
     module.swd.update(samples, reference)
     module.log("val/swd", module.swd, on_epoch=True, prog_bar=True)
-    if samples.ndim == 4 and samples.shape[1] == 2:
+    if module.field_residual is not None:
         module.field_residual.update(samples)
         module.log("val/residual", module.field_residual, on_epoch=True, prog_bar=True)
+
+
+def attach_field_residual(module: pl.LightningModule, datamodule: Any) -> None:
+    """Give `module` the :class:`FieldResidual` of its data module's ``pde`` (``poisson``, ``darcy``), or none when
+    the data name no PDE: a residual is only meaningful under the operator that generated the data."""
+    pde = getattr(datamodule, "pde", None)
+    module.field_residual = FieldResidual(pde) if pde is not None else None
 
 
 class EDMTeacher(TeacherSampling, pl.LightningModule):
@@ -92,7 +99,7 @@ class EDMTeacher(TeacherSampling, pl.LightningModule):
         stat_shape = (self.data_shape[0],) + (1,) * (len(self.data_shape) - 1)
         self.register_buffer("data_mean", torch.zeros(stat_shape))
         self.register_buffer("data_std", torch.full(stat_shape, sigma_data))
-        self.swd, self.field_residual = SlicedWassersteinDistance(), FieldResidual()
+        self.swd, self.field_residual = SlicedWassersteinDistance(), None
 
     # -- the teacher interface used by PID students -----------------------------------------------------------
     def denoise(self, x: Tensor, sigma: Tensor, ema: bool = True) -> Tensor:
@@ -109,6 +116,7 @@ class EDMTeacher(TeacherSampling, pl.LightningModule):
         if shape is not None and tuple(shape) != self.data_shape:
             raise ValueError(f"EDMTeacher: data_shape {list(self.data_shape)} does not match the data's "
                              f"{list(shape)}")
+        attach_field_residual(self, datamodule)
         if stage == "fit" and datamodule is not None and hasattr(datamodule, "normalization"):
             mean, std = datamodule.normalization()
             self.data_mean.copy_(mean.reshape(self.data_mean.shape))

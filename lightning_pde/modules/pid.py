@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from lightning_pde import CHECKPOINT_CLASS_KEY
 from lightning_pde.diffusion import MLPBackbone, karras_sigmas
-from lightning_pde.metrics import FieldResidual, SlicedWassersteinDistance
-from lightning_pde.modules.edm import _checkpoint_hparams, validation_metrics
+from lightning_pde.metrics import SlicedWassersteinDistance
+from lightning_pde.modules.edm import _checkpoint_hparams, attach_field_residual, validation_metrics
 from lightning_pde.spec import Configurable, class_path, from_spec, is_spec, to_spec
 from lightning_pde.validation import boolean, integer_at_least, integer_list, positive_float
 
@@ -135,6 +135,10 @@ class PIDStudent(pl.LightningModule):
         if backbone is None:
             source = getattr(teacher, "ema", None) if getattr(teacher, "ema_decay", 0) else None
             source = source if source is not None else getattr(teacher, "backbone", None)
+            if source is None and len(self.data_shape) != 1:
+                raise ValueError(f"{owner}: the teacher has no network to copy and its samples are "
+                                 f"{list(self.data_shape)} fields; pass a backbone for them (e.g. "
+                                 f"--model.backbone=UNetBackbone)")
             backbone = copy.deepcopy(source) if source is not None else MLPBackbone(dim=self.data_shape[0])
         if not isinstance(backbone, nn.Module):
             raise ValueError(f"{owner}: backbone must be a torch.nn.Module or its spec, got {backbone!r}")
@@ -142,7 +146,7 @@ class PIDStudent(pl.LightningModule):
         self.sigma_data = float(teacher.sigma_data)
         self.register_buffer("sigmas", karras_sigmas(self.n_grid, sigma_min, sigma_max, rho).float(),
                              persistent=False)
-        self.swd, self.field_residual = SlicedWassersteinDistance(), FieldResidual()
+        self.swd, self.field_residual = SlicedWassersteinDistance(), None
         self._noise: torch.Generator | None = None
 
     # -- the student ---------------------------------------------------------------------------------------------
@@ -189,6 +193,7 @@ class PIDStudent(pl.LightningModule):
         if shape is not None and tuple(shape) != self.data_shape:
             raise ValueError(f"{type(self).__name__}: the teacher's data shape {list(self.data_shape)} does not "
                              f"match the data module's {list(shape)}")
+        attach_field_residual(self, datamodule)
 
     def on_train_start(self) -> None:
         self.teacher.eval()

@@ -10,12 +10,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_pde.data.darcy import darcy_fields_residual
 from lightning_pde.data.poisson_fields import poisson_residual
 from lightning_pde.diffusion import edm_scalings, heun_sample, karras_sigmas
 from lightning_pde.modules.pid import PIDStudent, distance
 from lightning_pde.validation import integer_at_least, nonnegative_float, positive_float, positive_int
 
-RESIDUALS = {"poisson": poisson_residual}
+#: residual operator of fields (B, 2, n, n) in data units
+RESIDUALS = {"poisson": poisson_residual, "darcy": darcy_fields_residual}
 PARAMETRIZATIONS = ("denoiser", "pid")
 
 
@@ -25,10 +27,15 @@ class PIDDM(PIDStudent):
         loss = d(d(eps), Phi(eps)) + lam(step) * mean(R(d(eps))^2) / rms(a)^2
 
     where Phi(eps) is the teacher's deterministic Heun solution from the same noise (pairs made once per
-    `refresh_every` epochs, `n_pairs` per rank, seeds distinct per rank) and R the PDE residual in data units
-    (``poisson``: -Lap_h u - a with the 5-point operator of :class:`~lightning_pde.data.PoissonFields`),
-    normalised by the data's rms of a, so the term is the squared relative residual whatever the grid spacing
-    (a 5-point Laplacian scales with h^-2). The residual acts on the final sample, not on a posterior mean, so there
+    `refresh_every` epochs, `n_pairs` per rank, seeds distinct per rank) and R the PDE residual in data units,
+    divided by the size of the equation's right-hand side so the term is the squared relative residual whatever the
+    grid spacing (a second-difference operator scales with h^-2):
+
+    - ``poisson``: -Lap_h u - a with the 5-point operator of :class:`~lightning_pde.data.PoissonFields`, over the
+      data's rms of a;
+    - ``darcy``: -div_h(K grad_h p) - 1 with the finite-volume operator of :class:`~lightning_pde.data.DarcyFlow`
+      (channel 0 = K, channel 1 = p; K floored at 1e-3), over the source f = 1. Bilinear in (K, p): the case where
+      a penalty on a posterior mean would carry a Jensen gap. The residual acts on the final sample, not on a posterior mean, so there
     is no Jensen gap (arXiv 2505.22391, Eq. 8). Conditioning: :meth:`solve` (forward: observe a; inverse: observe u).
 
     Student d (``parametrization``):
@@ -52,7 +59,7 @@ class PIDDM(PIDStudent):
         lam: weight of the PDE residual term.
         lam_warmup: steps over which the weight of the residual term rises linearly from 0 to `lam` (0: none).
         parametrization: the one-step student, ``denoiser`` or ``pid`` (see above).
-        residual: the PDE residual operator, one of ``poisson``.
+        residual: the PDE of the fields, ``poisson`` or ``darcy``.
         n_pairs: teacher (noise, sample) pairs per rank.
         teacher_steps: Karras grid points of the teacher's Heun solves.
         refresh_every: draw new pairs every this many epochs (0: never).
@@ -77,7 +84,7 @@ class PIDDM(PIDStudent):
         if len(self.data_shape) != 3 or self.data_shape[0] != 2:
             raise ValueError(f"PIDDM: the teacher must generate (2, n, n) fields (a, u), got shape "
                              f"{list(self.data_shape)}")
-        self.residual = RESIDUALS[residual]
+        self.residual, self.residual_name = RESIDUALS[residual], residual
         self.n_pairs = positive_int("PIDDM", "n_pairs", n_pairs)
         self.teacher_steps = integer_at_least("PIDDM", "teacher_steps", teacher_steps, 2)
         self.refresh_every = integer_at_least("PIDDM", "refresh_every", refresh_every, 0)
@@ -91,15 +98,26 @@ class PIDDM(PIDStudent):
         c_skip, c_out, c_in, c_noise = edm_scalings(sigma, self.sigma_data)
         return c_skip * z + c_out * self.backbone(c_in * z, c_noise.flatten())
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        pde = getattr(getattr(self.trainer, "datamodule", None), "pde", None)
+        if pde is not None and pde != self.residual_name:
+            raise ValueError(f"PIDDM: residual={self.residual_name!r} but the data module's fields are {pde!r} "
+                             f"fields; set --model.residual={pde}")
+
     def physics_weight(self, step: int) -> float:
         """lam, ramped linearly from 0 over the first `lam_warmup` steps."""
         return self.lam * min(1.0, step / self.lam_warmup) if self.lam_warmup else self.lam
 
     def physics_loss(self, x: Tensor) -> Tensor:
-        """mean(R(x)^2) / rms(a)^2 for normalised samples x; rms(a) from the teacher's data statistics."""
+        """mean(R(x)^2) / scale^2 for normalised samples x: scale = rms(a) from the teacher's data statistics
+        (Poisson), or the source f = 1 (Darcy)."""
+        residual = self.residual(self.teacher.to_data(x))
+        if self.residual_name == "darcy":
+            return (residual**2).mean()
         a_scale = self.teacher.to_data(torch.ones_like(x[:1])) - self.teacher.to_data(torch.zeros_like(x[:1]))
         a_rms = float(a_scale[0, 0].mean()) * self.sigma_data
-        return (self.residual(self.teacher.to_data(x)) ** 2).mean() / a_rms**2
+        return (residual**2).mean() / a_rms**2
 
     @torch.no_grad()
     def make_pairs(self) -> None:
@@ -127,6 +145,44 @@ class PIDDM(PIDStudent):
         self.log("train/lam", weight)
         return loss
 
+    def check_observation(self, owner: str, observed: Any, mask: Any) -> tuple[Tensor, Tensor]:
+        """Observed fields (B, *data_shape), finite, and a mask of 0s and 1s broadcastable to them."""
+        shape = list(self.data_shape)
+        if not torch.is_tensor(observed) or observed.ndim != len(shape) + 1 or list(observed.shape[1:]) != shape:
+            got = list(observed.shape) if torch.is_tensor(observed) else type(observed).__name__
+            raise ValueError(f"{owner}: observed values must be a tensor (B, {', '.join(map(str, shape))}) in data "
+                             f"units, got {got}")
+        if not torch.is_tensor(mask):
+            raise ValueError(f"{owner}: mask must be a tensor of 0s and 1s, got {type(mask).__name__}")
+        try:
+            broadcast = torch.broadcast_shapes(mask.shape, observed.shape)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != observed.shape:
+            raise ValueError(f"{owner}: mask of shape {list(mask.shape)} does not broadcast to the observed values' "
+                             f"{list(observed.shape)}")
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"{owner}: mask must hold only 0 (free) and 1 (observed), got values "
+                             f"{mask.unique()[:6].tolist()}")
+        if not bool((torch.isfinite(observed) | (mask == 0)).all()):
+            raise ValueError(f"{owner}: observed values must be finite where the mask is 1")
+        return torch.nan_to_num(observed) * mask, mask  # unobserved entries (NaN allowed) are never read
+
+    def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None,
+               condition: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """n one-step samples in data units; with ``condition=(mask, values)``, n fields that keep `values` where
+        `mask` is 1 and generate the rest by :meth:`solve` (forward problem: mask on channel 0; inverse: channel 1;
+        or any pixels). `values` (n, *data_shape) in data units; `mask` broadcastable to it."""
+        if condition is None:
+            return super().sample(n, steps, generator)
+        if not isinstance(condition, (tuple, list)) or len(condition) != 2:
+            raise ValueError(f"PIDDM.sample: condition must be a pair (mask, values), got {type(condition).__name__}")
+        mask, values = condition
+        values, mask = self.check_observation("PIDDM.sample", values, mask)
+        if len(values) != n:
+            raise ValueError(f"PIDDM.sample: n = {n} but the condition holds {len(values)} fields")
+        return self.solve(values, mask, generator=generator)
+
     def solve(self, observed: Tensor, mask: Tensor, steps: int = 300, lr: float = 0.05, lam: float = 1.0,
               generator: torch.Generator | None = None) -> Tensor:
         """Complete partially observed fields (Algorithm 3): minimise over eps
@@ -143,6 +199,7 @@ class PIDDM(PIDStudent):
         """
         steps = positive_int("PIDDM.solve", "steps", steps)
         lr, lam = positive_float("PIDDM.solve", "lr", lr), nonnegative_float("PIDDM.solve", "lam", lam)
+        observed, mask = self.check_observation("PIDDM.solve", observed, mask)
         target = self.teacher.from_data(observed.to(self.sigmas))
         mask = mask.to(target).expand_as(target)
         eps = torch.randn(target.shape, generator=generator).to(target).requires_grad_(True)
