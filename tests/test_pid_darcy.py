@@ -160,7 +160,8 @@ def test_conditional_sampling_keeps_the_observations_and_names_bad_conditions(da
     torch.testing.assert_close(out[mask == 1], data.val[mask == 1])
     assert model.sample(3).shape == (3, 2, 8, 8)
     for condition, match in [
-        ((mask, values[:, :1]), "observed values must be a tensor \\(B, 2, 8, 8\\) in data units, got \\[4, 1, 8, 8\\]"),
+        ((mask, values[:, :1]),
+         "observed values must be a tensor \\(B, 2, 8, 8\\) in data units, got \\[4, 1, 8, 8\\]"),
         ((torch.ones(4, 3, 8, 8), data.val), "mask of shape \\[4, 3, 8, 8\\] does not broadcast"),
         ((0.5 * mask, data.val), "mask must hold only 0 \\(free\\) and 1 \\(observed\\)"),
         ((torch.ones(1, 2, 1, 1), values), "observed values must be finite where the mask is 1"),

@@ -25,8 +25,9 @@ def _residual_map(pde: str):
 def plot_samples(samples: torch.Tensor, reference: torch.Tensor | None, path: str | Path, title: str = "",
                  pde: str | None = "poisson") -> Path:
     """Save a picture of `samples`: for 2-D vectors a scatter over the reference data; for (B, C, n, n) fields a grid
-    with one column per sample and one row per channel (one-channel images: 12 in grey on one shared scale), plus, for the joint fields of a PDE (``poisson``: (a, u),
-    ``darcy``: (K, p)), a row with the residual map titled by the sample's relative residual. Returns the path."""
+    with one column per sample and one row per channel (one-channel images: 12 in grey on one shared scale), plus,
+    for the joint fields of a PDE (``poisson``: (a, u), ``darcy``: (K, p)), a row with the residual map titled by
+    the sample's relative residual. Returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")

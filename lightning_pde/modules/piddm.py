@@ -24,7 +24,7 @@ PARAMETRIZATIONS = ("denoiser", "pid")
 class PIDDM(PIDStudent):
     """One-step field generator x = d(eps) from noise z = sigma_max eps, trained with::
 
-        loss = d(d(eps), Phi(eps)) + lam(step) * mean(R(d(eps))^2) / rms(a)^2
+        loss = d(d(eps), Phi(eps)) + lam(step) * mean(R(d(eps))^2) / scale^2
 
     where Phi(eps) is the teacher's deterministic Heun solution from the same noise (pairs made once per
     `refresh_every` epochs, `n_pairs` per rank, seeds distinct per rank) and R the PDE residual in data units,
@@ -35,8 +35,11 @@ class PIDDM(PIDStudent):
       data's rms of a;
     - ``darcy``: -div_h(K grad_h p) - 1 with the finite-volume operator of :class:`~lightning_pde.data.DarcyFlow`
       (channel 0 = K, channel 1 = p; K floored at 1e-3), over the source f = 1. Bilinear in (K, p): the case where
-      a penalty on a posterior mean would carry a Jensen gap. The residual acts on the final sample, not on a posterior mean, so there
-    is no Jensen gap (arXiv 2505.22391, Eq. 8). Conditioning: :meth:`solve` (forward: observe a; inverse: observe u).
+      a penalty on a posterior mean would carry a Jensen gap.
+
+    The residual acts on the final sample, not on a posterior mean, so there is no Jensen gap (arXiv 2505.22391,
+    Eq. 8). Conditioning: :meth:`solve` and ``sample(n, condition=(mask, values))`` (forward: observe channel 0;
+    inverse: observe channel 1).
 
     Student d (``parametrization``):
 
